@@ -1,0 +1,62 @@
+"""The ``crm-gateway`` command line.
+
+``crm-gateway [--config PATH] [--json] COMMAND``. A mistake prints one line on stderr saying
+what is wrong and exits 2, with nothing written (each command is one transaction).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from gateway.cli import accounts, base, db, demo, diary, users
+from gateway.cli.base import Context, Failure
+from gateway.config import ConfigError, load
+from gateway.db import StoreError
+from gateway.errors import DomainError
+
+GROUPS = (db, demo, users, diary, accounts)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but usage mistakes are one line on stderr and exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="crm-gateway", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", metavar="PATH", help="configuration file (TOML)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    commands.required = True
+    for group in GROUPS:
+        group.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = load(args.config)
+    except ConfigError as exc:
+        print(f"crm-gateway: configuration: {exc}", file=sys.stderr)
+        return 2
+    context = Context(config, as_json=args.json)
+    try:
+        result = args.handler(context, args)
+    except (DomainError, Failure) as exc:
+        print(f"crm-gateway: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        print(f"crm-gateway: database: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        context.close()
+    return int(result or 0)
+
+
+__all__ = ["base", "build_parser", "main"]

@@ -1,0 +1,93 @@
+"""What every command shares: the opened store, output in text or JSON, argument types."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.exc import OperationalError
+
+from gateway.config import Config
+from gateway.db import Store, StoreError, shared_store
+
+Handler = Callable[["Context", argparse.Namespace], int | None]
+
+
+class Failure(Exception):
+    """A command-line mistake that is not a domain rule (bad flag value, missing file)."""
+
+
+class Context:
+    def __init__(self, config: Config, *, as_json: bool = False):
+        self.config = config
+        self.as_json = as_json
+        self._store: Store | None = None
+
+    @property
+    def store(self) -> Store:
+        """The store with its schema current; the embedded default migrates itself."""
+        if self._store is None:
+            store = shared_store(self.config.get("database", "url"))
+            try:
+                if store.needs_upgrade():
+                    if not self.embedded_default:
+                        raise StoreError(
+                            "the database schema is not current: run 'crm-gateway db upgrade'"
+                        )
+                    store.upgrade()
+            except OperationalError as exc:
+                raise StoreError(f"cannot use {store.engine.url!r}: {exc.orig}") from None
+            self._store = store
+        return self._store
+
+    @property
+    def embedded_default(self) -> bool:
+        return self.config.get("database", "url").startswith("sqlite:")
+
+    def emit(self, data: Any, text: str | list[str]) -> None:
+        """Print ``data`` as JSON with --json, else the human-readable ``text``."""
+        if self.as_json:
+            json.dump(data, sys.stdout, indent=2, default=_json_default, sort_keys=True)
+            sys.stdout.write("\n")
+        else:
+            print(text if isinstance(text, str) else "\n".join(text))
+
+    def close(self) -> None:
+        self._store = None
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def on_off(value: str) -> bool:
+    """argparse type for on|off flags."""
+    lowered = value.lower()
+    if lowered in {"on", "true", "yes"}:
+        return True
+    if lowered in {"off", "false", "no"}:
+        return False
+    raise argparse.ArgumentTypeError(f"expected on or off, not {value!r}")
+
+
+def parse_when(value: str, tzid: str | None) -> datetime:
+    """An ISO date or date-time; naive values are in ``tzid`` (UTC when none)."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise Failure(f"{value!r} is not an ISO date or date-time (e.g. 2026-12-01T09:30)") \
+            from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(tzid) if tzid else UTC)
+    return moment.astimezone(UTC)
+
+
+def iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,34 @@
+"""``crm-gateway db upgrade``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from sqlalchemy.exc import OperationalError
+
+from gateway.cli.base import Context
+from gateway.db import StoreError, shared_store
+
+
+def register(commands: Any) -> None:
+    group = commands.add_parser("db", help="database schema")
+    sub = group.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    upgrade = sub.add_parser("upgrade", help="apply pending migrations")
+    upgrade.set_defaults(handler=do_upgrade)
+
+
+def do_upgrade(context: Context, _args: argparse.Namespace) -> int:
+    store = shared_store(context.config.get("database", "url"))
+    try:
+        before = store.current_revision()
+        store.upgrade()
+        after = store.current_revision()
+    except OperationalError as exc:
+        raise StoreError(f"cannot use {store.engine.url!r}: {exc.orig}") from None
+    message = (
+        f"database is current (revision {after})" if before == after
+        else f"database upgraded from {before or 'empty'} to {after}"
+    )
+    context.emit({"from": before, "to": after}, message)
+    return 0

@@ -1,0 +1,25 @@
+"""``crm-gateway demo``: seed the demo CRM and print how to log in."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from gateway.cli.base import Context
+from gateway.demo import seed
+
+
+def register(commands: Any) -> None:
+    demo = commands.add_parser("demo", help="seed a demo CRM (idempotent) and print logins")
+    demo.set_defaults(handler=do_demo)
+
+
+def do_demo(context: Context, _args: argparse.Namespace) -> int:
+    with context.store.transaction() as session:
+        logins = seed(session)
+    data = [{"username": x.username, "email": x.email, "app_password": x.password}
+            for x in logins]
+    lines = ["Demo CRM ready. Logins (username or email, with the app password):"]
+    lines += [f"  {x.username:<8} {x.email:<28} {x.password}" for x in logins]
+    context.emit({"users": data}, lines)
+    return 0

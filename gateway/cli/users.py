@@ -1,0 +1,139 @@
+"""``crm-gateway users ...``: CRM users, app passwords and BCC addresses."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from gateway import app_passwords
+from gateway.cli.base import Context, on_off
+from gateway.models import User
+from gateway.publication import publish_user
+from gateway.users import (
+    UserChanges,
+    create_user,
+    get_user,
+    list_users,
+    update_user,
+)
+
+
+def register(commands: Any) -> None:
+    group = commands.add_parser("users", help="CRM users")
+    sub = group.add_subparsers(dest="users_command", metavar="ACTION", required=True)
+
+    add = sub.add_parser("add", help="create a user")
+    add.add_argument("username")
+    add.add_argument("--email", required=True)
+    add.add_argument("--name", default="")
+    add.add_argument("--admin", action="store_true")
+    add.set_defaults(handler=do_add)
+
+    sub.add_parser("list", help="list users").set_defaults(handler=do_list)
+
+    show = sub.add_parser("show", help="show one user")
+    show.add_argument("username")
+    show.set_defaults(handler=do_show)
+
+    change = sub.add_parser("set", help="change a user's settings")
+    change.add_argument("username")
+    change.add_argument("--email-sync", type=on_off, metavar="on|off")
+    change.add_argument("--diary-sync", type=on_off, metavar="on|off")
+    change.add_argument("--email")
+    change.add_argument("--name")
+    change.set_defaults(handler=do_set)
+
+    password = sub.add_parser("app-password", help="issue an app password (printed once)")
+    password.add_argument("username")
+    password.add_argument("--label", default="")
+    password.set_defaults(handler=do_app_password)
+
+    revoke = sub.add_parser("revoke-password", help="revoke an app password")
+    revoke.add_argument("username")
+    revoke.add_argument("id", type=int)
+    revoke.set_defaults(handler=do_revoke)
+
+
+def describe(user: User) -> dict[str, Any]:
+    return {
+        "username": user.username, "email": user.email, "name": user.name,
+        "admin": user.is_admin, "email_sync": user.email_sync, "diary_sync": user.diary_sync,
+        "app_passwords": [
+            {"id": p.id, "label": p.label, "created": p.created_at, "revoked": p.revoked_at}
+            for p in user.app_passwords
+        ],
+    }
+
+
+def _line(user: User) -> str:
+    flags = []
+    if user.is_admin:
+        flags.append("admin")
+    flags.append("email-sync " + ("on" if user.email_sync else "off"))
+    flags.append("diary-sync " + ("on" if user.diary_sync else "off"))
+    return f"{user.username:<16} {user.email:<32} {user.name:<24} {', '.join(flags)}"
+
+
+def do_add(context: Context, args: argparse.Namespace) -> int:
+    with context.store.transaction() as session:
+        user = create_user(session, args.username, args.email, name=args.name, admin=args.admin)
+        data = describe(user)
+    context.emit(data, f"created user {args.username}")
+    return 0
+
+
+def do_list(context: Context, _args: argparse.Namespace) -> int:
+    with context.store.reading() as session:
+        users = list_users(session)
+        context.emit([describe(user) for user in users], [_line(user) for user in users])
+    return 0
+
+
+def do_show(context: Context, args: argparse.Namespace) -> int:
+    with context.store.reading() as session:
+        user = get_user(session, args.username)
+        data = describe(user)
+        first = _line(user)
+    lines = [first] + [
+        f"  app password {p['id']}: {p['label']}" + (" (revoked)" if p["revoked"] else "")
+        for p in data["app_passwords"]
+    ]
+    context.emit(data, lines)
+    return 0
+
+
+def do_set(context: Context, args: argparse.Namespace) -> int:
+    changes = UserChanges(
+        email=args.email, name=args.name, email_sync=args.email_sync, diary_sync=args.diary_sync
+    )
+    with context.store.transaction() as session:
+        user = get_user(session, args.username)
+        if update_user(session, user, changes):
+            publish_user(session, user)
+        data = describe(user)
+        line = _line(user)
+    context.emit(data, line)
+    return 0
+
+
+def do_app_password(context: Context, args: argparse.Namespace) -> int:
+    with context.store.transaction() as session:
+        user = get_user(session, args.username)
+        issued = app_passwords.issue(session, user, args.label)
+    context.emit(
+        {"username": args.username, "id": issued.id, "label": issued.label,
+         "password": issued.password},
+        [f"app password for {args.username} ({issued.label}): {issued.password}",
+         "It is shown only this once."],
+    )
+    return 0
+
+
+def do_revoke(context: Context, args: argparse.Namespace) -> int:
+    with context.store.transaction() as session:
+        user = get_user(session, args.username)
+        app_passwords.revoke(session, user, args.id)
+    context.emit({"username": args.username, "revoked": args.id},
+                 f"revoked app password {args.id} of {args.username}")
+    return 0
+

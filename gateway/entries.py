@@ -1,0 +1,258 @@
+"""Diary entries changed from the CRM side (CLI, API).
+
+Rules (ARCHITECTURE.md): recurring entries and entries organised outside the CRM are read-only
+here (the calendar client may still change them); delete is a tombstone; participants are
+resolved to users, contacts or external emails. The stored iCalendar is the entry's source of
+truth: CRM-made entries are rendered once, deterministically, and later CRM edits patch it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from gateway.contacts import find_contact
+from gateway.diary_types import get_type
+from gateway.errors import Invalid, NotFound, ReadOnly
+from gateway.ical import (
+    KEEP,
+    Attendee,
+    EventData,
+    EventPatch,
+    InvalidCalendarObject,
+    Organizer,
+    RenderInput,
+    parse_event,
+    patch_event,
+    render_event,
+)
+from gateway.models import DiaryEntry, EntryParticipant, User, utcnow
+from gateway.publication import publish_entry
+from gateway.users import get_user, normalise_email
+
+
+@dataclass(frozen=True)
+class EntryDraft:
+    type_name: str
+    title: str
+    start: datetime  # aware
+    end: datetime  # aware
+    organizer: str | None = None  # username
+    attendees: tuple[str, ...] = ()  # usernames or emails
+    all_day: bool = False
+    rrule: str | None = None
+    tzid: str | None = None
+    location: str | None = None
+    description: str | None = None
+    automation: bool = False
+    uid: str | None = None  # the demo seeds fixed UIDs so reseeding finds them
+
+
+@dataclass(frozen=True)
+class EntryEdit:
+    title: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    type_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Participant:
+    email: str
+    user_id: int | None
+    contact_id: int | None
+    name: str | None
+
+
+def check_tzid(tzid: str | None) -> str | None:
+    if tzid is None:
+        return None
+    try:
+        ZoneInfo(tzid)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise Invalid(f"{tzid!r} is not an IANA time zone (e.g. Europe/Berlin)") from None
+    return tzid
+
+
+def resolve_participant(session: Session, token: str) -> Participant:
+    """A username, or an email matched to a user, then a contact, else kept as external."""
+    if "@" not in token:
+        user = session.scalar(select(User).where(User.username == token))
+        if user is None:
+            raise NotFound(
+                f"no user named {token!r} (give an email address for someone outside the CRM)"
+            )
+        return Participant(user.email.lower(), user.id, None, user.name or None)
+    email = normalise_email(token)
+    user = session.scalar(
+        select(User)
+        .where(func.lower(User.email) == email)
+        .order_by(User.diary_sync.desc(), User.id)
+    )
+    if user is not None:
+        return Participant(email, user.id, None, user.name or None)
+    contact = find_contact(session, email)
+    if contact is not None:
+        return Participant(email, None, contact.id, contact.name or None)
+    return Participant(email, None, None, None)
+
+
+def apply_event_data(entry: DiaryEntry, data: EventData) -> None:
+    """Copy the fields derived from the stored iCalendar onto the entry's columns."""
+    entry.uid = data.uid
+    entry.title = data.title
+    entry.description = data.description
+    entry.location = data.location
+    entry.start_utc = data.start
+    entry.end_utc = data.end
+    entry.tzid = data.tzid
+    entry.all_day = data.all_day
+    entry.rrule = data.rrule
+    entry.span_start_utc = data.span_start
+    entry.span_end_utc = data.span_end
+    entry.has_overrides = data.has_overrides
+    entry.sequence = data.sequence
+
+
+def _derive(text: str) -> EventData:
+    try:
+        return parse_event(text)
+    except InvalidCalendarObject as exc:  # our own rendering must always parse
+        raise Invalid(f"the entry could not be rendered: {exc.reason}") from exc
+
+
+def create_entry(session: Session, draft: EntryDraft) -> DiaryEntry:
+    diary_type = get_type(session, draft.type_name)
+    if not draft.title.strip():
+        raise Invalid("an entry needs a title")
+    if draft.organizer is None and not draft.automation:
+        raise Invalid("an entry needs --organizer USERNAME unless it is made by --automation")
+    organizer = get_user(session, draft.organizer) if draft.organizer else None
+    tzid = check_tzid(draft.tzid)
+    if draft.end < draft.start:
+        raise Invalid("the end of an entry is before its start")
+    participants: dict[str, Participant] = {}
+    for token in draft.attendees:
+        participant = resolve_participant(session, token)
+        if organizer is None or participant.user_id != organizer.id:
+            participants.setdefault(participant.email, participant)
+
+    now = utcnow().replace(microsecond=0)
+    uid = draft.uid or f"{uuid.uuid4()}@crm-gateway"
+    text = render_event(RenderInput(
+        uid=uid, title=draft.title.strip(), description=draft.description,
+        location=draft.location, start=draft.start, end=draft.end,
+        tzid=None if draft.all_day else tzid, all_day=draft.all_day, rrule=draft.rrule,
+        organizer=Organizer(organizer.email.lower(), organizer.name or None)
+        if organizer else None,
+        attendees=tuple(Attendee(p.email, p.name) for p in participants.values()),
+        sequence=0, dtstamp=now, created=now, last_modified=now,
+    ))
+    data = _derive(text)
+    entry = DiaryEntry(
+        href=f"{uid.partition('@')[0]}.ics", type_id=diary_type.id,
+        owner_user_id=organizer.id if organizer else None,
+        organizer_user_id=organizer.id if organizer else None,
+        organizer_email=organizer.email.lower() if organizer else None,
+        organizer_name=(organizer.name or None) if organizer else None,
+        origin="crm", automation=draft.automation, ical=text, revision=1,
+        created_at=now, updated_at=now,
+    )
+    apply_event_data(entry, data)
+    entry.type = diary_type
+    entry.participants = [
+        EntryParticipant(email=p.email, name=p.name, user_id=p.user_id,
+                         contact_id=p.contact_id, partstat="NEEDS-ACTION")
+        for p in participants.values()
+    ]
+    session.add(entry)
+    session.flush()
+    publish_entry(session, entry)
+    return entry
+
+
+def get_entry(session: Session, entry_id: int) -> DiaryEntry:
+    entry = session.get(DiaryEntry, entry_id)
+    if entry is None or entry.deleted_at is not None:
+        raise NotFound(f"no diary entry {entry_id}")
+    return entry
+
+
+def check_crm_writable(entry: DiaryEntry) -> None:
+    """Refuse CRM-side changes to entries the CRM does not own (ARCHITECTURE.md rules)."""
+    if entry.rrule or entry.has_overrides:
+        raise ReadOnly(
+            f"entry {entry.id} is recurring: recurring entries are read-only on the CRM side "
+            "(change them in the calendar app)"
+        )
+    if entry.organizer_user_id is None and not entry.automation:
+        raise ReadOnly(
+            f"entry {entry.id} is organised outside the CRM by "
+            f"{entry.organizer_email or 'an unknown organiser'}: it is read-only on the CRM side"
+        )
+
+
+def update_entry(session: Session, entry: DiaryEntry, edit: EntryEdit) -> DiaryEntry:
+    check_crm_writable(entry)
+    if edit.type_name is not None:
+        entry.type = get_type(session, edit.type_name)
+        entry.type_id = entry.type.id
+    start = edit.start or entry.start_utc
+    end = edit.end or (
+        start + (entry.end_utc - entry.start_utc) if edit.start else entry.end_utc
+    )
+    if end < start:
+        raise Invalid("the end of an entry is before its start")
+    if edit.title is not None and not edit.title.strip():
+        raise Invalid("an entry needs a title")
+    if edit.title is not None or edit.start is not None or edit.end is not None:
+        now = utcnow().replace(microsecond=0)
+        timing = edit.start is not None or edit.end is not None
+        patch = EventPatch(
+            title=edit.title.strip() if edit.title is not None else KEEP,
+            start=start if timing else KEEP,
+            end=end if timing else KEEP,
+        )
+        entry.ical = patch_event(entry.ical, patch, now)
+        apply_event_data(entry, _derive(entry.ical))
+        entry.updated_at = now
+    entry.revision += 1
+    session.flush()
+    publish_entry(session, entry)
+    return entry
+
+
+def delete_entry(session: Session, entry: DiaryEntry) -> None:
+    check_crm_writable(entry)
+    entry.deleted_at = utcnow()
+    entry.revision += 1
+    session.flush()
+    publish_entry(session, entry)
+
+
+def list_entries(session: Session, username: str | None = None) -> list[DiaryEntry]:
+    query = select(DiaryEntry).where(DiaryEntry.deleted_at.is_(None))
+    if username is not None:
+        user = get_user(session, username)
+        query = query.where(or_(
+            DiaryEntry.owner_user_id == user.id,
+            DiaryEntry.id.in_(
+                select(EntryParticipant.entry_id).where(EntryParticipant.user_id == user.id)
+            ),
+        ))
+    return list(session.scalars(query.order_by(DiaryEntry.start_utc, DiaryEntry.id)))
+
+
+def all_day_bounds(first: datetime, last: datetime) -> tuple[datetime, datetime]:
+    """An all-day entry from its first to its last day (inclusive) as [start, end)."""
+    start = first.replace(hour=0, minute=0, second=0, microsecond=0)
+    end = last.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    if end <= start:
+        raise Invalid("the last day of an all-day entry is before its first day")
+    return start, end
+

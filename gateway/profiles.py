@@ -1,0 +1,85 @@
+"""Sync profiles: a global default plus per-user overrides (None = inherit the default)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.errors import Invalid
+from gateway.models import SyncProfile, User
+
+RECORDS = ("all", "related")
+DIRECTIONS = ("two_way", "crm_to_calendar", "calendar_to_crm")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The effective settings for one user."""
+
+    records: str = "all"
+    direction: str = "two_way"
+    sync_invitees: bool = True
+    paused: bool = False
+
+    @property
+    def calendar_writable(self) -> bool:
+        """Whether the user's type calendars accept writes from the client."""
+        return not self.paused and self.direction != "crm_to_calendar"
+
+
+@dataclass(frozen=True)
+class ProfileChanges:
+    records: str | None = None
+    direction: str | None = None
+    sync_invitees: bool | None = None
+    paused: bool | None = None
+
+    def check(self) -> None:
+        if self.records is not None and self.records not in RECORDS:
+            raise Invalid(f"records must be one of {', '.join(RECORDS)}")
+        if self.direction is not None and self.direction not in DIRECTIONS:
+            raise Invalid(f"direction must be one of {', '.join(DIRECTIONS)}")
+
+
+_FIELDS = tuple(field.name for field in fields(Profile))
+
+
+def _global_row(session: Session) -> SyncProfile | None:
+    return session.scalar(select(SyncProfile).where(SyncProfile.is_global))
+
+
+def _user_row(session: Session, user_id: int) -> SyncProfile | None:
+    return session.scalar(select(SyncProfile).where(SyncProfile.user_id == user_id))
+
+
+def _merge(base: Profile, row: SyncProfile | None) -> Profile:
+    if row is None:
+        return base
+    values = {name: getattr(row, name) for name in _FIELDS}
+    return Profile(**{
+        name: getattr(base, name) if value is None else value for name, value in values.items()
+    })
+
+
+def global_profile(session: Session) -> Profile:
+    return _merge(Profile(), _global_row(session))
+
+
+def effective_profile(session: Session, user_id: int) -> Profile:
+    return _merge(global_profile(session), _user_row(session, user_id))
+
+
+def update_profile(session: Session, user: User | None, changes: ProfileChanges) -> None:
+    """Set fields of the global default (user None) or of one user's overrides."""
+    changes.check()
+    row = _global_row(session) if user is None else _user_row(session, user.id)
+    if row is None:
+        row = SyncProfile(is_global=user is None, user_id=user.id if user else None)
+        session.add(row)
+    for name in _FIELDS:
+        value = getattr(changes, name)
+        if value is not None:
+            setattr(row, name, value)
+    session.flush()

@@ -1,0 +1,19 @@
+"""Real network peers that the test suite starts on loopback (see /work/shared/TEST_PEERS.md).
+
+`dovecot` runs a private Dovecot IMAP server per test; `tls` makes the throw-away certificates
+those peers present; `imap_ops` holds the IMAP commands the helpers use to fill a mailbox.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def peer_missing(what: str) -> None:
+    """Skip locally, fail in CI: CI must run every test against its real peer."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{what} (CI=true: the test suite needs it; .ci/run installs it)",
+                    pytrace=False)
+    pytest.skip(what)
