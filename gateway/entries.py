@@ -26,6 +26,7 @@ from gateway.ical import (
     EventPatch,
     InvalidCalendarObject,
     Organizer,
+    PatchRefused,
     RenderInput,
     parse_event,
     patch_event,
@@ -218,7 +219,10 @@ def update_entry(session: Session, entry: DiaryEntry, edit: EntryEdit) -> DiaryE
             start=start if timing else KEEP,
             end=end if timing else KEEP,
         )
-        entry.ical = patch_event(entry.ical, patch, now)
+        try:
+            entry.ical = patch_event(entry.ical, patch, now)
+        except PatchRefused as exc:
+            raise ReadOnly(f"entry {entry.id}: {exc.reason}") from exc
         apply_event_data(entry, _derive(entry.ical))
         entry.updated_at = now
     entry.revision += 1

@@ -21,6 +21,9 @@ from sqlalchemy.engine import make_url
 
 from gateway.db import Store, close_shared
 
+# Fixtures of the running gateway for the CalDAV tests.
+pytest_plugins = ["caldav_peer"]
+
 PG_ADMIN_URL = os.environ.get(
     "CRM_GATEWAY_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )

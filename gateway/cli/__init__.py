@@ -10,13 +10,22 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from gateway.cli import accounts, base, db, demo, diary, users
+from gateway.cli import (
+    accounts,
+    base,
+    db,
+    demo,
+    diary,
+    serve,
+    sync,
+    users,
+)
 from gateway.cli.base import Context, Failure
 from gateway.config import ConfigError, load
 from gateway.db import StoreError
 from gateway.errors import DomainError
 
-GROUPS = (db, demo, users, diary, accounts)
+GROUPS = (serve, db, demo, users, diary, accounts, sync)
 
 
 class Parser(argparse.ArgumentParser):

@@ -1,0 +1,254 @@
+"""What a calendar client changes lands in the CRM.
+
+The stored iCalendar is what the client sent, byte for byte; the CRM fields are derived from
+it (CALDAV_INTEROP.md: rewriting what a client sent makes it loop). Unlike CRM-side edits,
+clients may change recurring entries and entries organised outside the CRM.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from gateway.calendars import CalendarView, ItemView
+from gateway.entries import apply_event_data, resolve_participant
+from gateway.errors import Conflict, Invalid, NotFound, ReadOnly
+from gateway.ical import EventData, InvalidCalendarObject, UnsupportedComponent, parse_event
+from gateway.models import Calendar, DiaryEntry, EntryParticipant, PublishedItem, User, utcnow
+from gateway.profiles import effective_profile
+from gateway.publication import INVITATIONS, etag_of, publish_entry
+
+HREF_RE = re.compile(r"[^/\\\x00-\x1f]{1,255}")
+# What PROPPATCH may set per user: cosmetic only (CALDAV_INTEROP.md).
+COSMETIC_PROPS = frozenset({
+    "ICAL:calendar-color", "ICAL:calendar-order", "D:displayname",
+    "C:calendar-description", "C:calendar-timezone",
+    "C:default-alarm-vevent-datetime", "C:default-alarm-vevent-date",
+})
+
+
+class UnsupportedCalendarComponent(Invalid):
+    """Not a VEVENT: a 403 supported-calendar-component in CalDAV terms."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    item: ItemView
+    created: bool
+
+
+def check_writable(calendar: CalendarView) -> None:
+    if calendar.slug == INVITATIONS:
+        raise ReadOnly("the Invitations calendar is read-only: it shows events others organise")
+    if not calendar.writable:
+        raise ReadOnly("this calendar is read-only: the sync profile sends CRM changes only")
+
+
+def check_href(href: str) -> str:
+    if not HREF_RE.fullmatch(href) or href in {".", ".."}:
+        raise Invalid(f"{href!r} is not a valid resource name")
+    return href
+
+
+def parse_client_object(text: str) -> EventData:
+    try:
+        return parse_event(text)
+    except UnsupportedComponent as exc:
+        raise UnsupportedCalendarComponent(exc.reason) from exc
+    except InvalidCalendarObject as exc:
+        raise Invalid(exc.reason) from exc
+
+
+def entry_at(session: Session, calendar: CalendarView, href: str) -> DiaryEntry | None:
+    if calendar.calendar_id is None:
+        return None
+    return session.scalar(
+        select(DiaryEntry).join(PublishedItem, PublishedItem.entry_id == DiaryEntry.id).where(
+            PublishedItem.calendar_id == calendar.calendar_id, PublishedItem.href == href,
+            PublishedItem.deleted.is_(False)))
+
+
+def _published(session: Session, calendar_id: int | None, href: str) -> ItemView | None:
+    if calendar_id is None:
+        return None
+    row = session.scalar(select(PublishedItem).where(
+        PublishedItem.calendar_id == calendar_id, PublishedItem.href == href,
+        PublishedItem.deleted.is_(False)))
+    if row is None:
+        return None
+    return ItemView(row.href, row.uid, row.ical, row.etag, row.start_utc, row.end_utc,
+                    row.updated_at)
+
+
+def _calendar_id(session: Session, user: User, slug: str) -> int | None:
+    return session.scalar(
+        select(Calendar.id).where(Calendar.user_id == user.id, Calendar.slug == slug))
+
+
+def _participants(session: Session, user: User, data: EventData) -> list[EntryParticipant]:
+    """Attendees as participants; the owner is one only when someone else organises (so their
+    PARTSTAT, NEEDS-ACTION included, is recorded)."""
+    own = data.organizer_email in (None, user.email.lower())
+    result: dict[str, EntryParticipant] = {}
+    for attendee in data.attendees:
+        if own and attendee.email == user.email.lower():
+            continue
+        found = resolve_participant(session, attendee.email)
+        result.setdefault(found.email, EntryParticipant(
+            email=found.email, name=attendee.name, user_id=found.user_id,
+            contact_id=found.contact_id, partstat=attendee.partstat))
+    return list(result.values())
+
+
+def put_event(
+    session: Session, user: User, calendar: CalendarView, href: str, text: str
+) -> Outcome:
+    """Create or replace the event at ``href`` in one of the user's type calendars."""
+    check_writable(calendar)
+    check_href(href)
+    data = parse_client_object(text)
+    entry = entry_at(session, calendar, href)
+    created = entry is None
+    if entry is not None and entry.uid != data.uid:
+        raise Conflict(f"{href} holds the event {entry.uid}; a new UID needs a new resource")
+    if entry is None:
+        clash = session.scalar(select(DiaryEntry.href).where(
+            DiaryEntry.owner_user_id == user.id, DiaryEntry.uid == data.uid,
+            DiaryEntry.deleted_at.is_(None)))
+        if clash is not None:
+            raise Conflict(f"an event with UID {data.uid} already exists as {clash}")
+        now = utcnow()
+        entry = DiaryEntry(href=href, owner_user_id=user.id, origin="calendar",
+                           revision=1, created_at=now)
+        session.add(entry)
+    else:
+        entry.revision += 1
+    assert calendar.diary_type_id is not None
+    entry.type_id = calendar.diary_type_id
+    entry.ical = text
+    entry.updated_at = utcnow()
+    apply_event_data(entry, data)
+    own = data.organizer_email in (None, user.email.lower())
+    entry.organizer_user_id = user.id if own else None
+    entry.organizer_email = user.email.lower() if own else data.organizer_email
+    entry.organizer_name = (user.name or None) if own else data.organizer_name
+    if effective_profile(session, user.id).sync_invitees:
+        entry.participants = _participants(session, user, data)
+    elif created:
+        entry.participants = []
+    session.flush()
+    session.refresh(entry, ["type"])
+    publish_entry(session, entry)
+    shown = _published(session, _calendar_id(session, user, calendar.slug), href)
+    if shown is None:  # the profile does not publish it (e.g. records = related)
+        shown = ItemView(href, data.uid, text, etag_of(text), data.span_start, data.span_end,
+                         entry.updated_at)
+    return Outcome(shown, created)
+
+
+def delete_event(session: Session, user: User, calendar: CalendarView, href: str) -> None:
+    check_writable(calendar)
+    entry = entry_at(session, calendar, href)
+    if entry is None:
+        raise NotFound(f"no event {href} in calendar {calendar.slug}")
+    entry.deleted_at = utcnow()
+    entry.revision += 1
+    session.flush()
+    publish_entry(session, entry)
+
+
+def move_event(
+    session: Session, user: User, source: CalendarView, href: str,
+    target: CalendarView, to_href: str,
+) -> ItemView:
+    """Move an event to another type calendar: the entry changes type (iOS "change calendar")."""
+    check_writable(source)
+    check_writable(target)
+    check_href(to_href)
+    entry = entry_at(session, source, href)
+    if entry is None:
+        raise NotFound(f"no event {href} in calendar {source.slug}")
+    occupant = entry_at(session, target, to_href)
+    if occupant is not None and occupant.id != entry.id:
+        occupant.deleted_at = utcnow()
+        session.flush()
+        publish_entry(session, occupant)
+    assert target.diary_type_id is not None
+    entry.type_id = target.diary_type_id
+    entry.href = to_href
+    entry.revision += 1
+    entry.updated_at = utcnow()
+    session.flush()
+    session.refresh(entry, ["type"])
+    publish_entry(session, entry)
+    shown = _published(session, _calendar_id(session, user, target.slug), to_href)
+    if shown is None:
+        raise NotFound(f"{to_href} is not shown in calendar {target.slug}")
+    return shown
+
+
+def set_props(session: Session, user: User, calendar: CalendarView,
+              props: dict[str, str]) -> dict[str, str]:
+    """Keep the cosmetic properties a client set (colour, order, default alarms) per user."""
+    kept = {key: value for key, value in props.items() if key in COSMETIC_PROPS}
+    row = session.scalar(select(Calendar).where(
+        Calendar.user_id == user.id, Calendar.slug == calendar.slug))
+    if row is None:
+        row = Calendar(user_id=user.id, slug=calendar.slug, diary_type_id=calendar.diary_type_id,
+                       revision=0, epoch=1, props={})
+        session.add(row)
+    row.props = kept
+    session.flush()
+    return kept
+
+
+def reset_sync(session: Session, user: User) -> int:
+    """Refuse every sync token issued so far: clients resync fully. Returns calendars reset."""
+    rows = session.scalars(select(Calendar).where(Calendar.user_id == user.id)).all()
+    for row in rows:
+        row.epoch += 1
+        row.updated_at = utcnow()
+    session.flush()
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    id: int
+    kept_id: int
+    title: str
+    start: str
+
+
+def dedupe(session: Session, user: User, *, dry_run: bool) -> list[Duplicate]:
+    """Entries a client re-import duplicated (same title, start, end, organiser): keep the
+    oldest of each group, tombstone the rest."""
+    organiser = func.coalesce(DiaryEntry.organizer_email, "")
+    groups = session.execute(
+        select(DiaryEntry.title, DiaryEntry.start_utc, DiaryEntry.end_utc, organiser)
+        .where(DiaryEntry.owner_user_id == user.id, DiaryEntry.deleted_at.is_(None))
+        .group_by(DiaryEntry.title, DiaryEntry.start_utc, DiaryEntry.end_utc, organiser)
+        .having(func.count() > 1)
+    ).all()
+    removed: list[Duplicate] = []
+    for title, start, end, organizer_email in groups:
+        entries = session.scalars(
+            select(DiaryEntry).where(
+                DiaryEntry.owner_user_id == user.id, DiaryEntry.deleted_at.is_(None),
+                DiaryEntry.title == title, DiaryEntry.start_utc == start,
+                DiaryEntry.end_utc == end, organiser == organizer_email)
+            .order_by(DiaryEntry.created_at, DiaryEntry.id)
+        ).all()
+        keep, *extra = entries
+        for entry in extra:
+            removed.append(Duplicate(entry.id, keep.id, entry.title,
+                                     entry.start_utc.isoformat()))
+            if not dry_run:
+                entry.deleted_at = utcnow()
+                entry.revision += 1
+                session.flush()
+                publish_entry(session, entry)
+    return removed

@@ -1,0 +1,30 @@
+"""``crm-gateway serve [--only ROLE]``: run the gateway until stopped."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from gateway import server
+from gateway.cli.base import Context
+
+
+def register(commands: Any) -> None:
+    serve = commands.add_parser("serve", help="run the gateway (all roles, or one)")
+    serve.add_argument("--only", choices=sorted(server.ROLES), metavar="ROLE",
+                       help=f"run just one role: {', '.join(sorted(server.ROLES))}")
+    serve.add_argument("--log-level", default="info",
+                       choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(handler=do_serve)
+
+
+def do_serve(context: Context, args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Radicale logs every request at info: keep its chatter at warning unless debugging.
+    if args.log_level != "debug":
+        logging.getLogger("radicale").setLevel(logging.WARNING)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+    roles = [args.only] if args.only else sorted(server.ROLES)
+    return server.run(context.config, context.store, roles)

@@ -1,0 +1,89 @@
+"""``crm-gateway sync ...``: sync profiles, sync resets and duplicate clean-up."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from typing import Any
+
+from gateway.calendar_writes import dedupe, reset_sync
+from gateway.cli.base import Context, on_off
+from gateway.profiles import (
+    DIRECTIONS,
+    RECORDS,
+    ProfileChanges,
+    effective_profile,
+    global_profile,
+    update_profile,
+)
+from gateway.publication import publish_all_users, publish_user
+from gateway.users import get_user
+
+
+def register(commands: Any) -> None:
+    group = commands.add_parser("sync", help="calendar sync settings")
+    sub = group.add_subparsers(dest="sync_command", metavar="ACTION", required=True)
+
+    profile = sub.add_parser("profile", help="show or change a sync profile "
+                             "(no USERNAME: the global default)")
+    profile.add_argument("username", nargs="?", metavar="USERNAME")
+    profile.add_argument("--records", choices=RECORDS)
+    profile.add_argument("--direction", choices=DIRECTIONS)
+    profile.add_argument("--sync-invitees", type=on_off, metavar="on|off")
+    profile.add_argument("--paused", type=on_off, metavar="on|off")
+    profile.set_defaults(handler=do_profile)
+
+    reset = sub.add_parser("reset", help="refuse old sync tokens: clients resync fully")
+    reset.add_argument("username", metavar="USERNAME")
+    reset.set_defaults(handler=do_reset)
+
+    clean = sub.add_parser("dedupe", help="remove entries a client re-import duplicated")
+    clean.add_argument("username", metavar="USERNAME")
+    clean.add_argument("--dry-run", action="store_true", help="report only, change nothing")
+    clean.set_defaults(handler=do_dedupe)
+
+
+def do_profile(context: Context, args: argparse.Namespace) -> int:
+    changes = ProfileChanges(records=args.records, direction=args.direction,
+                             sync_invitees=args.sync_invitees, paused=args.paused)
+    changing = any(value is not None for value in asdict(changes).values())
+    with context.store.transaction() as session:
+        user = get_user(session, args.username) if args.username else None
+        if changing:
+            update_profile(session, user, changes)
+            if user is None:
+                publish_all_users(session)
+            else:
+                publish_user(session, user)
+        profile = effective_profile(session, user.id) if user else global_profile(session)
+    data = {"user": args.username, **asdict(profile)}
+    scope = f"user {args.username}" if args.username else "global default"
+    context.emit(data, [f"sync profile ({scope}):"] + [
+        f"  {key.replace('_', '-')}: {_show(value)}" for key, value in asdict(profile).items()
+    ])
+    return 0
+
+
+def _show(value: object) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def do_reset(context: Context, args: argparse.Namespace) -> int:
+    with context.store.transaction() as session:
+        count = reset_sync(session, get_user(session, args.username))
+    context.emit({"user": args.username, "calendars_reset": count},
+                 f"sync reset for {args.username}: {count} calendar(s); clients resync fully")
+    return 0
+
+
+def do_dedupe(context: Context, args: argparse.Namespace) -> int:
+    with context.store.transaction() as session:
+        removed = dedupe(session, get_user(session, args.username), dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    lines = [f"{verb} {len(removed)} duplicate entr{'y' if len(removed) == 1 else 'ies'}"]
+    lines += [f"  {d.id} ({d.title}, {d.start}) duplicates {d.kept_id}" for d in removed]
+    context.emit({"user": args.username, "dry_run": args.dry_run,
+                  "removed": [asdict(d) for d in removed]}, lines)
+    return 0

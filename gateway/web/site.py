@@ -1,0 +1,157 @@
+"""The HTTP role: Radicale's WSGI app in a thread pool on Twisted, with ``/healthz``.
+
+HTTP/1.1 keep-alive comes from Twisted. Radicale enforces its body limit only in its own
+server, so this host caps request bodies itself: a declared Content-Length over the limit is
+refused before the body is read, a chunked body as soon as it grows past it (413).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import radicale
+from radicale import config as radicale_config
+from twisted.internet import threads
+from twisted.python.threadpool import ThreadPool
+from twisted.web import http, resource, server
+from twisted.web.wsgi import WSGIResource
+
+from gateway.config import Config
+from gateway.db import Store
+from gateway.web.middleware import GatewayMiddleware
+
+log = logging.getLogger(__name__)
+
+
+def radicale_app(store: Store) -> radicale.Application:
+    configuration = radicale_config.load()
+    configuration.update({
+        "auth": {"type": "storage_plugin", "delay": "0"},
+        "rights": {"type": "storage_plugin"},
+        "storage": {"type": "storage_plugin", "database_url": store.url},
+        "web": {"type": "none"},
+        "logging": {"mask_passwords": "True"},
+    }, "crm-gateway")
+    return radicale.Application(configuration)
+
+
+class CappedRequest(server.Request):
+    """A request whose body may not exceed ``site.max_body_bytes``."""
+
+    _received = 0
+    _refused = False
+
+    def _limit(self) -> int:
+        site = getattr(self.channel, "site", None)
+        return int(getattr(site, "max_body_bytes", 0)) or (1 << 62)
+
+    def gotLength(self, length: int | None) -> None:
+        if length is not None and length > self._limit():
+            self._refuse()
+            return
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._received += len(data)
+        if self._received > self._limit():
+            self._refuse()
+            return
+        super().handleContentChunk(data)
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if not self._refused:
+            super().requestReceived(command, path, version)
+
+    def _refuse(self) -> None:
+        self._refused = True
+        self.content = None
+        body = f"request body larger than {self._limit()} bytes\n".encode()
+        transport: Any = self.channel.transport
+        transport.write(
+            b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: text/plain\r\n"
+            b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+            + body)
+        self.channel.loseConnection()
+
+
+class Health(resource.Resource):
+    isLeaf = True
+
+    def __init__(self, store: Store, pool: ThreadPool, reactor: Any):
+        super().__init__()
+        self.store, self.pool, self.reactor = store, pool, reactor
+
+    def render_GET(self, request: server.Request) -> Any:
+        def ping() -> None:
+            with self.store.reading() as session:
+                session.connection().exec_driver_sql("SELECT 1")
+
+        def done(_: object) -> None:
+            request.setHeader(b"content-type", b"application/json")
+            request.write(json.dumps({"status": "ok"}).encode())
+            request.finish()
+
+        def failed(failure: Any) -> None:
+            log.error("health check: database unreachable: %s", failure.getErrorMessage())
+            request.setResponseCode(http.SERVICE_UNAVAILABLE)
+            request.setHeader(b"content-type", b"application/json")
+            request.write(json.dumps({"status": "database unreachable"}).encode())
+            request.finish()
+
+        threads.deferToThreadPool(self.reactor, self.pool, ping).addCallbacks(done, failed)
+        return server.NOT_DONE_YET
+
+
+class Root(resource.Resource):
+    """``/healthz`` here; every other path goes to Radicale whole."""
+
+    def __init__(self, dav: WSGIResource, health: Health):
+        super().__init__()
+        self.dav, self.health = dav, health
+
+    def getChild(self, path: bytes, request: server.Request) -> Any:
+        if path == b"healthz" and not request.postpath:
+            return self.health
+        # Hand Radicale the full path: undo the segment Twisted consumed.
+        assert request.prepath is not None and request.postpath is not None
+        request.postpath.insert(0, request.prepath.pop())
+        return self.dav
+
+    def render(self, request: server.Request) -> Any:
+        return self.dav.render(request)
+
+
+def build_site(config: Config, store: Store, reactor: Any) -> tuple[server.Site, ThreadPool]:
+    pool = ThreadPool(minthreads=2, maxthreads=config.get("http", "threads"), name="caldav")
+    dav = WSGIResource(reactor, pool, GatewayMiddleware(radicale_app(store)))
+    site = server.Site(Root(dav, Health(store, pool, reactor)), timeout=120)
+    site.requestFactory = CappedRequest
+    site.max_body_bytes = config.get("http", "max_body_bytes")  # type: ignore[attr-defined]
+    site.displayTracebacks = False
+    return site, pool
+
+
+def start(config: Config, store: Store) -> Any:
+    """The ``http`` role: listen on ``http.listen``; returns the stop function."""
+    from twisted.internet import reactor as installed
+
+    reactor: Any = installed
+    site, pool = build_site(config, store, reactor)
+    pool.start()
+    host, _, port = config.get("http", "listen").rpartition(":")
+    port_listener = reactor.listenTCP(int(port), site, interface=host.strip("[]"))
+    log.info("CalDAV listening on http://%s/", config.get("http", "listen"))
+
+    def stop() -> Any:
+        deferred = port_listener.stopListening()
+        if deferred is not None:
+            deferred.addBoth(lambda _: pool.stop())
+        else:
+            pool.stop()
+        return deferred
+
+    return stop

@@ -1,0 +1,219 @@
+"""Radicale collections that are projections of the CRM diary.
+
+Each object is a snapshot taken in ``discover``: self-contained and safe to use from several
+threads after the storage lock is released (RADICALE_NOTES.md). Reads go to
+:mod:`gateway.calendars`, writes to :mod:`gateway.calendar_writes`.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any, overload
+
+import radicale.item as radicale_item
+from radicale import storage
+from radicale.item import filter as radicale_filter
+
+from gateway import calendar_writes, calendars
+from gateway.calendars import CalendarView, ItemView
+from gateway.db import Store
+from gateway.errors import DomainError
+from gateway.users import get_user
+from storage_plugin import context
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def http_date(moment: datetime | None) -> str:
+    return format_datetime((moment or EPOCH).astimezone(UTC), usegmt=True)
+
+
+def _timestamp(moment: datetime | None, default: int) -> int:
+    return default if moment is None else int(moment.timestamp())
+
+
+def make_item(collection: CalendarCollection, view: ItemView) -> radicale_item.Item:
+    """A fully filled Item, so the app never parses it with vobject."""
+    return radicale_item.Item(
+        collection_path=collection.path, collection=collection, href=view.href,
+        text=view.ical, etag=view.etag, uid=view.uid, name="VCALENDAR",
+        component_name="VEVENT",
+        time_range=(_timestamp(view.start, radicale_filter.TIMESTAMP_MIN),
+                    _timestamp(view.end, radicale_filter.TIMESTAMP_MAX)),
+        last_modified=http_date(view.updated_at),
+    )
+
+
+class PlainCollection(storage.BaseCollection):
+    """The root ("") or a user's principal: no items, no calendar properties."""
+
+    def __init__(self, path: str, meta: Mapping[str, str] | None = None):
+        self._path = path
+        self._meta = dict(meta or {})
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def etag(self) -> str:
+        return '"principal"'
+
+    @property
+    def last_modified(self) -> str:
+        return http_date(None)
+
+    def get_multi(self, hrefs: Iterable[str]) -> Iterator[tuple[str, radicale_item.Item | None]]:
+        return ((href, None) for href in hrefs)
+
+    def get_all(self) -> Iterator[radicale_item.Item]:
+        return iter(())
+
+    def has_uid(self, uid: str) -> bool:
+        return False
+
+    @overload
+    def get_meta(self, key: None = None) -> Mapping[str, str]: ...
+
+    @overload
+    def get_meta(self, key: str) -> str | None: ...
+
+    def get_meta(self, key: str | None = None) -> Mapping[str, str] | str | None:
+        return dict(self._meta) if key is None else self._meta.get(key)
+
+    def set_meta(self, props: Mapping[str, str]) -> None:
+        raise ValueError("principal properties are managed by the CRM")
+
+    def upload(self, href: str, item: radicale_item.Item) -> Any:
+        raise ValueError("events belong in a calendar")
+
+    def delete(self, href: str | None = None) -> None:
+        raise ValueError("principals are managed by the CRM")
+
+
+class CalendarCollection(storage.BaseCollection):
+    """One calendar of one user: a diary type's, or the invitations calendar."""
+
+    def __init__(self, store: Store, username: str, view: CalendarView):
+        self._store = store
+        self.username = username
+        self.view = view
+        self._path = f"{username}/{view.slug}"
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    # --- properties ---
+
+    @overload
+    def get_meta(self, key: None = None) -> Mapping[str, str]: ...
+
+    @overload
+    def get_meta(self, key: str) -> str | None: ...
+
+    def get_meta(self, key: str | None = None) -> Mapping[str, str] | str | None:
+        meta = {
+            "tag": "VCALENDAR",
+            "D:displayname": self.view.name,
+            "ICAL:calendar-color": self.view.color,
+            "C:supported-calendar-component-set": "VEVENT",
+        }
+        meta.update(self.view.props)
+        return meta if key is None else meta.get(key)
+
+    def set_meta(self, props: Mapping[str, str]) -> None:
+        with self._store.transaction() as session:
+            calendar_writes.set_props(session, get_user(session, self.username), self.view,
+                                      dict(props))
+
+    @property
+    def etag(self) -> str:
+        return self.view.ctag
+
+    @property
+    def last_modified(self) -> str:
+        return http_date(self.view.updated_at)
+
+    def sync(self, old_token: str = "") -> tuple[str, Iterable[str]]:
+        token = self.view.token
+        if not old_token:
+            return token, [item.href for item in self._all()]
+        with self._store.reading() as session:
+            try:
+                return token, calendars.changes_since(session, self.view, old_token)
+            except calendars.InvalidSyncToken:
+                raise ValueError(f"unknown sync token {old_token!r}") from None
+
+    # --- reads ---
+
+    def _all(self) -> list[ItemView]:
+        with self._store.reading() as session:
+            return calendars.all_items(session, self.view)
+
+    def get_all(self) -> Iterator[radicale_item.Item]:
+        return (make_item(self, view) for view in self._all())
+
+    def get_multi(self, hrefs: Iterable[str]) -> Iterator[tuple[str, radicale_item.Item | None]]:
+        wanted = list(hrefs)
+        with self._store.reading() as session:
+            found = calendars.items_by_href(session, self.view, wanted)
+        for href in wanted:
+            view = found.get(href)
+            yield href, make_item(self, view) if view else None
+
+    def get_filtered(
+        self, filters: Iterable[ET.Element]
+    ) -> Iterator[tuple[radicale_item.Item, bool]]:
+        tag, start, end, simple = radicale_filter.simplify_prefilters(filters, "VCALENDAR")
+        if tag not in (None, "VEVENT"):
+            return
+        if start == radicale_filter.TIMESTAMP_MIN and end == radicale_filter.TIMESTAMP_MAX:
+            # No time range: every event matches the prefilter; the exact filter decides.
+            for item in self.get_all():
+                yield item, simple and tag == "VEVENT"
+            return
+        low = datetime.fromtimestamp(max(start, 0), UTC)
+        high = datetime.fromtimestamp(min(end, 253402300799), UTC)
+        with self._store.reading() as session:
+            hits = calendars.items_in_range(session, self.view, low, high)
+        for view, exact in hits:
+            yield make_item(self, view), simple and exact
+
+    def has_uid(self, uid: str) -> bool:
+        with self._store.reading() as session:
+            return calendars.has_uid(session, self.view, uid)
+
+    # --- writes (Radicale turns ValueError into 400; the HTTP host answers with reasons) ---
+
+    def upload(
+        self, href: str, item: radicale_item.Item
+    ) -> tuple[radicale_item.Item, radicale_item.Item | None]:
+        request = context.current()
+        # Keep the client's bytes; Radicale's item is a vobject re-serialisation.
+        text = request.body if request.method == "PUT" and request.body else item.serialize()
+        with self._store.transaction() as session:
+            user = get_user(session, self.username)
+            before = calendar_writes.entry_at(session, self.view, href)
+            old = None
+            if before is not None:
+                shown = calendars.items_by_href(session, self.view, [href]).get(href)
+                old = make_item(self, shown) if shown else None
+            try:
+                outcome = calendar_writes.put_event(session, user, self.view, href, text)
+            except DomainError as exc:
+                raise ValueError(str(exc)) from exc
+        return make_item(self, outcome.item), old
+
+    def delete(self, href: str | None = None) -> None:
+        if href is None:
+            raise ValueError("calendars are provisioned by the CRM and cannot be deleted")
+        with self._store.transaction() as session:
+            user = get_user(session, self.username)
+            try:
+                calendar_writes.delete_event(session, user, self.view, href)
+            except DomainError as exc:
+                raise ValueError(str(exc)) from exc

@@ -1,0 +1,34 @@
+"""What the HTTP host tells the plugins about the request being served, per thread.
+
+Radicale runs each request synchronously in one worker thread, so a thread-local is the
+request scope. Under stock Radicale nothing sets it and the plugins use their fallbacks.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+
+@dataclass
+class RequestContext:
+    method: str = ""
+    # The request body exactly as the client sent it (decoded), for PUT: the storage keeps
+    # these bytes instead of Radicale's vobject re-serialisation.
+    body: str | None = None
+
+
+_local = threading.local()
+
+
+def current() -> RequestContext:
+    context: RequestContext | None = getattr(_local, "context", None)
+    return context if context is not None else RequestContext()
+
+
+def begin(method: str, body: str | None) -> None:
+    _local.context = RequestContext(method, body)
+
+
+def end() -> None:
+    _local.context = None
