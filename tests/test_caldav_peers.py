@@ -13,9 +13,9 @@ from pathlib import Path
 import caldav
 import pytest
 import requests
+from caldav_peer import Gateway, Rep, event, free_port, new_rep
 from sqlalchemy import select
 
-from caldav_peer import Gateway, Rep, event, free_port, new_rep
 from gateway.entries import EntryDraft, EntryEdit, create_entry, delete_entry, update_entry
 from gateway.models import DiaryEntry
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import caldav
 import pytest
-
 from caldav_peer import start_gateway, stop_gateway
+
 from gateway.cli import main
 
 
