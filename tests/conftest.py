@@ -82,11 +82,13 @@ def postgres() -> Iterator[PostgresServer]:
     server.admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The URL of a fresh database at the current schema, once per backend."""
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def fresh_database(request: pytest.FixtureRequest, folder: Path) -> Iterator[str]:
+    """A copy of the migrated template on the requested backend; dropped afterwards."""
     if request.param == "sqlite":
-        path = tmp_path / "crm.sqlite3"
+        path = folder / "crm.sqlite3"
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         url = f"sqlite:///{path}"
         yield url
@@ -98,6 +100,20 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     yield url
     close_shared(url)
     server.drop(name)
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a fresh database at the current schema, once per backend."""
+    yield from fresh_database(request, tmp_path)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """Like database_url, but one database per test module (for a shared running server)."""
+    yield from fresh_database(request, tmp_path_factory.mktemp("module-db"))
 
 
 @pytest.fixture
@@ -118,24 +134,3 @@ def store(database_url: str) -> Iterator[Store]:
     store = Store(database_url)
     yield store
     store.dispose()
-
-
-@pytest.fixture(scope="module", params=["sqlite",
-                                        pytest.param("postgresql", marks=pytest.mark.postgres)])
-def module_database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """Like database_url, but one database per test module (for a shared running server)."""
-    if request.param == "sqlite":
-        path = tmp_path_factory.mktemp("module-db") / "crm.sqlite3"
-        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
-        url = f"sqlite:///{path}"
-        yield url
-        close_shared(url)
-        return
-    server: PostgresServer = request.getfixturevalue("postgres")
-    name = server.new_database(template=server.template)
-    url = server.url(name)
-    yield url
-    close_shared(url)
-    server.drop(name)
