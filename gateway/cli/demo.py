@@ -14,12 +14,23 @@ def register(commands: Any) -> None:
     demo.set_defaults(handler=do_demo)
 
 
+def calendar_base_url(context: Context) -> str:
+    public = context.config.get("http", "public_url")
+    if public:
+        return public if public.endswith("/") else public + "/"
+    return f"http://{context.config.get('http', 'listen')}/"
+
+
 def do_demo(context: Context, _args: argparse.Namespace) -> int:
     with context.store.transaction() as session:
         logins = seed(session)
-    data = [{"username": x.username, "email": x.email, "app_password": x.password}
-            for x in logins]
+    base = calendar_base_url(context)
+    data = [{"username": x.username, "email": x.email, "app_password": x.password,
+             "calendar_url": f"{base}{x.username}/"} for x in logins]
     lines = ["Demo CRM ready. Logins (username or email, with the app password):"]
     lines += [f"  {x.username:<8} {x.email:<28} {x.password}" for x in logins]
+    lines += ["", f"Calendar apps (CalDAV): add an account for server {base}, or each "
+              "user's URL:"]
+    lines += [f"  {x.username:<8} {base}{x.username}/" for x in logins]
     context.emit({"users": data}, lines)
     return 0
