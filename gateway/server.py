@@ -27,6 +27,7 @@ Start = Callable[[Config, Store], Stop]
 # Role name -> "module:function" of its start function, imported only when it runs.
 ROLES: dict[str, str] = {
     "http": "gateway.web.site:start",
+    "smtp": "bcc_ingest.smtp_listener:start",
 }
 
 
@@ -68,7 +69,7 @@ def run(config: Config, store: Store, roles: list[str]) -> int:
         except Exception as exc:  # a role that cannot start stops the whole process
             log.error("cannot start: %s", exc)
             failed.append(exc)
-            reactor.stop()
+            shut_down()
 
     @defer.inlineCallbacks
     def stop_all() -> Any:
@@ -79,10 +80,17 @@ def run(config: Config, store: Store, roles: list[str]) -> int:
             elif isinstance(result, defer.Deferred):
                 yield result
 
+    def shut_down() -> None:
+        # A second signal (or one during shutdown) must not stop the reactor twice.
+        if reactor.running and not stopping:
+            stopping.append(True)
+            reactor.stop()
+
+    stopping: list[bool] = []
     reactor.callWhenRunning(start_all)
     reactor.addSystemEventTrigger("before", "shutdown", stop_all)
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: reactor.callFromThread(reactor.stop))
+        signal.signal(signum, lambda *_: reactor.callFromThread(shut_down))
     reactor.run(installSignalHandlers=False)
     if failed:
         print(f"crm-gateway: cannot start: {failed[0]}", file=sys.stderr)

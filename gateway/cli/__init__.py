@@ -12,10 +12,12 @@ from collections.abc import Sequence
 
 from gateway.cli import (
     accounts,
+    activities,
     base,
     db,
     demo,
     diary,
+    inbound,
     serve,
     sync,
     users,
@@ -25,7 +27,7 @@ from gateway.config import ConfigError, load
 from gateway.db import StoreError
 from gateway.errors import DomainError
 
-GROUPS = (serve, db, demo, users, diary, accounts, sync)
+GROUPS = (serve, db, demo, users, diary, accounts, sync, activities, inbound)
 
 
 class Parser(argparse.ArgumentParser):

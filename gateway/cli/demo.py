@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from gateway.bcc_addresses import bcc_address
 from gateway.cli.base import Context
 from gateway.demo import seed
+from gateway.users import get_user
 
 
 def register(commands: Any) -> None:
@@ -22,15 +24,21 @@ def calendar_base_url(context: Context) -> str:
 
 
 def do_demo(context: Context, _args: argparse.Namespace) -> int:
+    logging_address = context.config.get("smtp", "logging_address")
     with context.store.transaction() as session:
         logins = seed(session)
+        bcc = {x.username: bcc_address(session, get_user(session, x.username), logging_address,
+                                       rotate=False) for x in logins}
     base = calendar_base_url(context)
     data = [{"username": x.username, "email": x.email, "app_password": x.password,
-             "calendar_url": f"{base}{x.username}/"} for x in logins]
+             "calendar_url": f"{base}{x.username}/", "bcc_address": bcc[x.username]}
+            for x in logins]
     lines = ["Demo CRM ready. Logins (username or email, with the app password):"]
     lines += [f"  {x.username:<8} {x.email:<28} {x.password}" for x in logins]
     lines += ["", f"Calendar apps (CalDAV): add an account for server {base}, or each "
               "user's URL:"]
     lines += [f"  {x.username:<8} {base}{x.username}/" for x in logins]
+    lines += ["", "BCC logging: mail BCC'd to a user's secret address is logged for them:"]
+    lines += [f"  {x.username:<8} {bcc[x.username]}" for x in logins]
     context.emit({"users": data}, lines)
     return 0

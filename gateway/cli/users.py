@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from gateway import app_passwords
+from gateway.bcc_addresses import bcc_address
 from gateway.cli.base import Context, on_off
 from gateway.models import User
 from gateway.publication import publish_user
@@ -52,6 +53,12 @@ def register(commands: Any) -> None:
     revoke.add_argument("username")
     revoke.add_argument("id", type=int)
     revoke.set_defaults(handler=do_revoke)
+
+    bcc = sub.add_parser("bcc-address", help="print the user's secret BCC logging address")
+    bcc.add_argument("username")
+    bcc.add_argument("--rotate", action="store_true",
+                     help="issue a new address; the old one is refused from then on")
+    bcc.set_defaults(handler=do_bcc_address)
 
 
 def describe(user: User) -> dict[str, Any]:
@@ -137,3 +144,13 @@ def do_revoke(context: Context, args: argparse.Namespace) -> int:
                  f"revoked app password {args.id} of {args.username}")
     return 0
 
+
+
+def do_bcc_address(context: Context, args: argparse.Namespace) -> int:
+    with context.store.transaction() as session:
+        user = get_user(session, args.username)
+        address = bcc_address(session, user, context.config.get("smtp", "logging_address"),
+                              rotate=args.rotate)
+    context.emit({"username": args.username, "bcc_address": address, "rotated": args.rotate},
+                 address)
+    return 0

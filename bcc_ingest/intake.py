@@ -1,0 +1,116 @@
+"""The decisions of the SMTP edge, as plain blocking functions run off the event loop.
+
+``check_rcpt`` answers RCPT TO. ``admit`` takes a whole message: it works out whose mail it
+is (secret addresses name their user; the shared address needs an authenticated CRM sender),
+and commits the raw bytes to the inbound queue before the caller may answer 250. Nothing is
+parsed beyond the top-level header block here: the real work happens later, from the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from bcc_ingest.headers import parse_headers
+from bcc_ingest.sender_auth import DnsFunction, IpNetwork, dkim_aligned, in_networks
+from gateway.bcc_addresses import (
+    SHARED,
+    USER,
+    RecipientCheck,
+    check_recipient,
+    check_sender,
+)
+from gateway.db import Store
+from gateway.inbound import durable_transaction, enqueue
+
+log = logging.getLogger(__name__)
+
+DKIM = "dkim"
+TRUSTED_NETWORKS = "trusted_networks"
+
+
+@dataclass(frozen=True)
+class IntakeSettings:
+    logging_address: str
+    sender_auth: frozenset[str]  # DKIM and/or TRUSTED_NETWORKS
+    trusted_networks: tuple[IpNetwork, ...]
+    dkim_dns: DnsFunction | None  # None: real DNS
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What one SMTP transaction carried.
+
+    ``recipients``: the RCPT-time verdict on each of ``rcpt_tos``, a user id for a secret
+    address or None for the shared one; None when not known yet (``admit`` then checks).
+    """
+
+    peer_host: str | None
+    peer: str
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    raw: bytes
+    recipients: tuple[int | None, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Admission:
+    queued: tuple[int, ...]  # inbound row ids; empty: refused
+    note: str | None  # why it was refused, or why the shared copy was not attributed
+
+
+def check_rcpt(store: Store, settings: IntakeSettings, address: str) -> RecipientCheck:
+    with store.reading() as session:
+        return check_recipient(session, address, settings.logging_address)
+
+
+def _recipients(store: Store, settings: IntakeSettings, delivery: Delivery
+                ) -> tuple[int | None, ...]:
+    if delivery.recipients is not None:
+        return delivery.recipients
+    with store.reading() as session:
+        checks = [check_recipient(session, rcpt, settings.logging_address)
+                  for rcpt in delivery.rcpt_tos]
+    return tuple(c.user_id if c.kind == USER else None for c in checks
+                 if c.kind in (USER, SHARED))
+
+
+def admit(store: Store, settings: IntakeSettings, delivery: Delivery) -> Admission:
+    """Queue the message for every user it is attributed to, or refuse it."""
+    recipients = _recipients(store, settings, delivery)
+    users = list(dict.fromkeys(r for r in recipients if r is not None))
+    note = None
+    if None in recipients:  # the shared address: whose mail is it, and is that proven?
+        sender = parse_headers(delivery.raw).sender
+        header_from = sender.email if sender is not None else ""
+        with store.reading() as session:
+            verdict = check_sender(session, delivery.mail_from, header_from)
+        # Authentication runs outside any transaction: DKIM may wait on DNS.
+        note = verdict.refusal or _unauthenticated(settings, delivery, header_from)
+        if note is None:
+            users += [user_id for user_id in verdict.user_ids if user_id not in users]
+    if not users:
+        return Admission((), note or "no recipient names a user")
+    with durable_transaction(store) as session:
+        ids = enqueue(
+            session, raw=delivery.raw, user_ids=users, peer=delivery.peer,
+            mail_from=delivery.mail_from, rcpt_tos=delivery.rcpt_tos,
+        )
+    return Admission(tuple(ids), note)
+
+
+def _unauthenticated(
+    settings: IntakeSettings, delivery: Delivery, header_from: str
+) -> str | None:
+    """None when one configured means proves the sender, else why none did."""
+    if TRUSTED_NETWORKS in settings.sender_auth and in_networks(
+        delivery.peer_host, settings.trusted_networks
+    ):
+        return None
+    from_domain = header_from.rpartition("@")[2]
+    if DKIM in settings.sender_auth and from_domain and dkim_aligned(
+        delivery.raw, from_domain, settings.dkim_dns
+    ):
+        return None
+    means = " or ".join(sorted(settings.sender_auth)) or "none configured"
+    return f"sender not authenticated (means: {means})"

@@ -1,0 +1,99 @@
+"""Reading logged email activities: lists, one activity with its links, attachment bytes.
+
+Read-only by design: activities are immutable, so there is nothing here to change one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session, selectinload
+
+from gateway.blobs import get_blob
+from gateway.contacts import find_contact
+from gateway.errors import NotFound
+from gateway.models import (
+    Account,
+    Activity,
+    ActivityLink,
+    Attachment,
+    Contact,
+    ContactEmail,
+    User,
+)
+from gateway.users import get_user
+
+
+@dataclass(frozen=True)
+class ActivityLinks:
+    usernames: list[str]
+    contacts: list[str]  # each contact's first email
+    accounts: list[str]  # account names
+
+
+def list_activities(
+    session: Session, *, username: str | None = None, contact_email: str | None = None
+) -> list[Activity]:
+    """Activities, oldest first, optionally those linked to a user and/or a contact."""
+    query = select(Activity).options(selectinload(Activity.attachments)).order_by(Activity.id)
+    if username is not None:
+        user = get_user(session, username)
+        query = query.where(Activity.id.in_(
+            select(ActivityLink.activity_id).where(ActivityLink.user_id == user.id)
+        ))
+    if contact_email is not None:
+        contact = find_contact(session, contact_email.strip())
+        if contact is None:
+            raise NotFound(f"no contact with email {contact_email.strip().lower()}")
+        query = query.where(Activity.id.in_(
+            select(ActivityLink.activity_id).where(ActivityLink.contact_id == contact.id)
+        ))
+    return list(session.scalars(query))
+
+
+def get_activity(session: Session, activity_id: int) -> Activity:
+    activity = session.get(Activity, activity_id)
+    if activity is None:
+        raise NotFound(f"no activity {activity_id}")
+    return activity
+
+
+def links_of(session: Session, activity_id: int) -> ActivityLinks:
+    def names(query: Select[Any]) -> list[str]:
+        return list(dict.fromkeys(session.scalars(query)))
+
+    linked = select(ActivityLink).where(ActivityLink.activity_id == activity_id).subquery()
+    usernames = names(
+        select(User.username).join(linked, linked.c.user_id == User.id).order_by(linked.c.id)
+    )
+    first_email = (
+        select(ContactEmail.email).where(ContactEmail.contact_id == Contact.id)
+        .order_by(ContactEmail.id).limit(1).scalar_subquery()
+    )
+    contacts = names(
+        select(first_email).select_from(Contact)
+        .join(linked, linked.c.contact_id == Contact.id).order_by(linked.c.id)
+    )
+    accounts = names(
+        select(Account.name).join(linked, linked.c.account_id == Account.id)
+        .order_by(linked.c.id)
+    )
+    return ActivityLinks(usernames, contacts, accounts)
+
+
+def find_attachment(activity: Activity, name: str) -> Attachment:
+    """The attachment named ``name`` (its filename, or failing that its id)."""
+    for attachment in activity.attachments:
+        if attachment.filename == name:
+            return attachment
+    for attachment in activity.attachments:
+        if name.isdigit() and attachment.id == int(name):
+            return attachment
+    known = ", ".join(repr(a.filename) for a in activity.attachments) or "none"
+    raise NotFound(f"activity {activity.id} has no attachment {name!r} (it has: {known})")
+
+
+def attachment_data(session: Session, attachment: Attachment) -> bytes:
+    return get_blob(session, attachment.blob_sha256)
