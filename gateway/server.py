@@ -27,6 +27,7 @@ Start = Callable[[Config, Store], Stop]
 # Role name -> "module:function" of its start function, imported only when it runs.
 ROLES: dict[str, str] = {
     "http": "gateway.web.site:start",
+    "imap": "bcc_ingest.imap_service:start",
     "smtp": "bcc_ingest.smtp_listener:start",
 }
 

@@ -18,6 +18,7 @@ from gateway.cli import (
     demo,
     diary,
     inbound,
+    mail,
     serve,
     sync,
     users,
@@ -27,7 +28,7 @@ from gateway.config import ConfigError, load
 from gateway.db import StoreError
 from gateway.errors import DomainError
 
-GROUPS = (serve, db, demo, users, diary, accounts, sync, activities, inbound)
+GROUPS = (serve, db, demo, users, diary, accounts, sync, activities, inbound, mail)
 
 
 class Parser(argparse.ArgumentParser):

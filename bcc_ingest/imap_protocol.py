@@ -1,0 +1,324 @@
+"""The IMAP client the poller speaks through: Twisted's `IMAP4Client` plus what it lacks.
+
+Twisted handles tags, literals and STARTTLS; this adds a timeout on every command (armed
+only while an answer is awaited, so a slow database never trips it), IDLE (RFC 2177), LIST
+with SPECIAL-USE (RFC 6154), and a FETCH reader that takes each message's one body literal
+without Twisted's byte-by-byte s-expression parser, which dominates a large import. Only
+read-only commands are offered: EXAMINE, never SELECT; BODY.PEEK, never BODY.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IHandshakeListener, IReactorTime
+from twisted.internet.protocol import connectionDone
+from twisted.mail import imap4
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from bcc_ingest.imap_wire import (
+    ImapError,
+    ImapNo,
+    ListedFolder,
+    capabilities_of,
+    encode_mailbox,
+    parse_fetch,
+    parse_list_line,
+    quoted,
+    uid_set,
+)
+
+_EXISTS = re.compile(rb"(\d+) EXISTS\b", re.IGNORECASE)
+_CODE = {key: re.compile(rb"\[" + key + rb" (\d+)\]", re.IGNORECASE)
+         for key in (b"UIDVALIDITY", b"UIDNEXT")}
+_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
+
+Lines = list[bytes]
+
+
+class CommandTimeout(ImapError):
+    """The server did not answer within the command timeout."""
+
+
+@dataclass(frozen=True)
+class FolderInfo:
+    uidvalidity: int
+    uidnext: int | None
+    exists: int
+
+
+@dataclass(frozen=True)
+class FetchedMessage:
+    uid: int
+    size: int | None
+    data: bytes
+
+
+class _RawCommand(imap4.Command):
+    """A command whose untagged lines are handed back unparsed (we parse what we need)."""
+
+    def finish(self, lastLine: bytes, unusedCallback: Any) -> None:
+        d: Any = self.defer
+        self.defer = None
+        d.callback((self.lines, lastLine))
+
+
+class _WatchedLines(list[bytes]):
+    """Untagged lines of a running IDLE, each shown to `on_line` as it arrives."""
+
+    def __init__(self, on_line: Callable[[bytes], None]) -> None:
+        super().__init__()
+        self._on_line = on_line
+
+    def append(self, line: bytes) -> None:
+        super().append(line)
+        self._on_line(line)
+
+
+@implementer(IHandshakeListener)
+class GatewayIMAP4Client(imap4.IMAP4Client):
+    """One connection. `greeted` fires with the greeting's capabilities; `handshake` when a
+    TLS handshake completes; both fail if the connection is lost first."""
+
+    # A UID SEARCH answer for a large folder is one long line.
+    MAX_LENGTH = 16 * 1024 * 1024
+    transport: Any  # Twisted's interfaces confuse mypy without the zope plugin
+
+    def __init__(self, command_timeout: int, clock: IReactorTime) -> None:
+        super().__init__()
+        self.command_timeout = command_timeout
+        # Armed from connectionMade: covers an implicit TLS handshake and the greeting.
+        self.timeout = command_timeout
+        self._clock: Any = clock  # Twisted's interfaces confuse mypy without the zope plugin
+        self.greeted: defer.Deferred[set[str]] = defer.Deferred()
+        self.handshake: defer.Deferred[None] = defer.Deferred()
+        self.capabilities: set[str] = set()
+        self._waiting_for = "the server's greeting"
+        self._stop_idle: Callable[[], None] | None = None
+        self._lost: Failure | None = None
+
+    # -- Twisted's hooks (camelCase is theirs) ----------------------------------------------
+
+    def serverGreeting(self, caps: dict[bytes, Any] | None) -> None:
+        self.setTimeout(None)
+        self.capabilities = {name.decode("ascii", "replace").upper() for name in caps or {}}
+        if not self.greeted.called:
+            self.greeted.callback(self.capabilities)
+
+    def callLater(self, period: float, func: Callable[[], object]) -> Any:
+        return self._clock.callLater(period, func)  # TimeoutMixin's timer, on our clock
+
+    def handshakeCompleted(self) -> None:
+        if not self.handshake.called:
+            self.handshake.callback(None)
+
+    def timeoutConnection(self) -> None:
+        error = CommandTimeout(
+            f"no answer to {self._waiting_for} within {self.command_timeout:g} s"
+        )
+        # The command awaiting its answer (a queued one is sent from the previous answer's
+        # callback, so Twisted's _lastCmd may be older).
+        command = (self.tags or {}).get(self.waiting) if self.waiting else None
+        if command is not None and command.defer is not None:
+            d, command.defer = command.defer, None
+            d.errback(error)
+        for waiter in (self.greeted, self.handshake):
+            if not waiter.called:
+                waiter.errback(error)
+        self.transport.abortConnection()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._lost = reason
+        super().connectionLost(reason)
+        for waiter in (self.greeted, self.handshake):
+            if not waiter.called:
+                waiter.errback(reason)
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def run(
+        self, command: bytes, args: bytes | None = None, *, what: str,
+        cmd: imap4.Command | None = None,
+    ) -> defer.Deferred[tuple[Lines, bytes]]:
+        """Send one command; fires with (untagged lines, tagged line) or fails with ImapNo."""
+        if self._lost is not None:  # Twisted's client cannot even queue a command then
+            return defer.fail(self._lost)
+        if cmd is None:
+            cmd = _RawCommand(command, args)
+        self._waiting_for = what
+        self.setTimeout(self.command_timeout)
+        d: defer.Deferred[tuple[Lines, bytes]] = self.sendCommand(cmd)
+        d.addBoth(self._answered)
+        d.addErrback(self._server_refused, what)
+        return d
+
+    def _answered(self, result: Any) -> Any:
+        if not self.waiting:
+            self.setTimeout(None)
+        return result
+
+    @staticmethod
+    def _server_refused(failure: Failure, what: str) -> Failure:
+        if failure.check(imap4.IMAP4Exception) and not failure.check(ImapError):
+            args = getattr(failure.value, "args", ())
+            text = args[0] if args else b""
+            if isinstance(text, bytes):
+                text = text.decode("utf-8", "replace")
+            raise ImapNo(what, str(text))
+        return failure
+
+    async def refresh_capabilities(self) -> set[str]:
+        lines, _ = await self.run(b"CAPABILITY", what="CAPABILITY")
+        self.capabilities = capabilities_of(lines)
+        return self.capabilities
+
+    async def start_tls(self, creator: Any) -> None:
+        """STARTTLS (RFC 3501 section 6.2.1), then wait for the handshake to finish."""
+        await self.run(b"STARTTLS", what="STARTTLS")
+        self.transport.startTLS(creator)
+        self.startedTLS = True
+        self._waiting_for = "the TLS handshake"
+        self.setTimeout(self.command_timeout)
+        try:
+            await self.handshake
+        finally:
+            self.setTimeout(None)
+        await self.refresh_capabilities()
+
+    async def log_in(self, login: str, password: str) -> None:
+        """LOGIN, or AUTHENTICATE PLAIN where LOGIN cannot carry the credentials."""
+        if _PRINTABLE_ASCII.fullmatch(login) and _PRINTABLE_ASCII.fullmatch(password):
+            if "LOGINDISABLED" in self.capabilities:
+                raise ImapNo("LOGIN", "the server refuses LOGIN on this connection "
+                             "(LOGINDISABLED): use --tls ssl or --tls starttls")
+            args = quoted(login.encode("ascii")) + b" " + quoted(password.encode("ascii"))
+            _, tagline = await self.run(b"LOGIN", args, what="LOGIN")
+        elif "AUTH=PLAIN" in self.capabilities:
+            token = base64.b64encode(f"\0{login}\0{password}".encode())
+
+            def send_token(_challenge: bytes) -> None:
+                self.sendLine(token)
+
+            cmd = imap4.Command(b"AUTHENTICATE", b"PLAIN", (), send_token)
+            _, tagline = await self.run(b"AUTHENTICATE", what="AUTHENTICATE PLAIN",
+                                        cmd=_as_raw(cmd))
+        else:
+            raise ImapNo("LOGIN", "the login or password has characters LOGIN cannot carry "
+                         "and the server offers no AUTHENTICATE PLAIN")
+        fresh = capabilities_of([tagline.partition(b"[")[2].partition(b"]")[0]])
+        self.capabilities = fresh if fresh else await self.refresh_capabilities()
+
+    async def list_folders(self) -> list[ListedFolder]:
+        # RFC 6154 section 2: RETURN (SPECIAL-USE) makes the attributes certain.
+        args = b'"" "*"' + (b" RETURN (SPECIAL-USE)" if "SPECIAL-USE" in self.capabilities
+                            else b"")
+        lines, _ = await self.run(b"LIST", args, what="LIST")
+        folders = [parse_list_line(line) for line in lines if line[:5].upper() == b"LIST "]
+        return [folder for folder in folders if folder is not None]
+
+    async def examine(self, folder: str) -> FolderInfo:
+        """Open `folder` read-only (EXAMINE never changes \\Recent or \\Seen)."""
+        lines, tagline = await self.run(b"EXAMINE", encode_mailbox(folder),
+                                        what=f"EXAMINE {folder}")
+        found: dict[bytes, int] = {}
+        exists = 0
+        for line in [*lines, tagline]:
+            if match := _EXISTS.match(line):
+                exists = int(match.group(1))
+            for key, pattern in _CODE.items():
+                if code := pattern.search(line):
+                    found[key] = int(code.group(1))
+        if b"UIDVALIDITY" not in found:
+            raise ImapError(f"EXAMINE {folder}: the server sent no UIDVALIDITY")
+        return FolderInfo(found[b"UIDVALIDITY"], found.get(b"UIDNEXT"), exists)
+
+    async def uid_search(self, criteria: str) -> list[int]:
+        lines, _ = await self.run(b"UID SEARCH", criteria.encode("ascii"),
+                                  what=f"UID SEARCH {criteria}")
+        uids: list[int] = []
+        for line in lines:
+            if line[:7].upper() == b"SEARCH ":
+                uids.extend(int(token) for token in line[7:].split() if token.isdigit())
+        return sorted(set(uids))
+
+    async def fetch(self, uids: Sequence[int], section: bytes) -> list[FetchedMessage]:
+        """UID FETCH one BODY.PEEK section (and the size) of `uids`, in UID order."""
+        items = b"(UID RFC822.SIZE BODY.PEEK[" + section + b"])"
+        lines, _ = await self.run(b"UID FETCH", uid_set(uids) + b" " + items,
+                                  what=f"UID FETCH of {len(uids)} messages")
+        wanted = set(uids)
+        found: dict[int, FetchedMessage] = {}
+        for line in lines:
+            parsed = parse_fetch(line)
+            # Unsolicited FETCH (flag changes by other clients) carries no body: skip it.
+            if parsed is not None and parsed[0] in wanted and parsed[2] is not None:
+                found[parsed[0]] = FetchedMessage(parsed[0], parsed[1], parsed[2])
+        return [found[uid] for uid in sorted(found)]
+
+    async def idle(self, seconds: float) -> bool:
+        """IDLE on the open folder until new mail (True) or `seconds` pass (False)."""
+        state = {"new": False, "idling": False, "stopping": False, "done": False}
+        timer: list[Any] = []
+
+        def finish() -> None:
+            state["stopping"] = True
+            # RFC 2177: DONE only after the server's continuation; idling() sends it then.
+            if state["done"] or not state["idling"]:
+                return
+            state["done"] = True
+            self._stop_idle = None
+            for call in timer:
+                if call.active():
+                    call.cancel()
+            self._waiting_for = "DONE (end of IDLE)"
+            self.setTimeout(self.command_timeout)
+            self.sendLine(b"DONE")
+
+        def on_line(line: bytes) -> None:
+            if _EXISTS.match(line):
+                state["new"] = True
+                finish()
+
+        def idling(_rest: bytes) -> None:
+            state["idling"] = True
+            if state["stopping"]:
+                finish()
+                return
+            self.setTimeout(None)  # silence is the normal state of an IDLE
+            timer.append(self.callLater(seconds, finish))
+
+        cmd = _RawCommand(b"IDLE", None, (), idling)
+        cmd.lines = _WatchedLines(on_line)
+        self._stop_idle = finish
+        try:
+            await self.run(b"IDLE", what="IDLE", cmd=cmd)
+        finally:
+            self._stop_idle = None
+            for call in timer:
+                if call.active():
+                    call.cancel()
+        return state["new"]
+
+    def stop_idle(self) -> None:
+        """End a running IDLE early (the service is stopping)."""
+        if self._stop_idle is not None:
+            self._stop_idle()
+
+    async def close_session(self) -> None:
+        """LOGOUT politely; the connection is closed whatever the server says."""
+        try:
+            await self.run(b"LOGOUT", what="LOGOUT")
+        finally:
+            self.transport.loseConnection()
+
+
+def _as_raw(cmd: imap4.Command) -> _RawCommand:
+    raw = _RawCommand(cmd.command, cmd.args)
+    raw.continuation = cmd.continuation
+    return raw
