@@ -4,38 +4,42 @@
 by ``ParsedEmail.key`` under a UNIQUE constraint and inserted-or-nothing, so a second arrival
 (a retry, another rep, the same mail over IMAP) only adds its links. Activities are immutable:
 nothing here, or anywhere, updates or deletes one (database triggers refuse it).
+``record_emails`` does the same for a batch (the IMAP poller's) in a few statements in all.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bcc_ingest.parse import Address, ParsedEmail
-from gateway.blobs import put_blob
+from bcc_ingest.parse import ParsedEmail
+from gateway.activity_writes import (
+    activity_row,
+    add_attachments,
+    insert_activities,
+    link_targets,
+    link_user,
+    storage_key,
+)
+from gateway.blobs import put_blobs
 from gateway.config import Config
-from gateway.models import Activity, ActivityLink, Attachment, User, utcnow
+from gateway.directory import Directory, domain_of
+from gateway.models import User
 from gateway.participants import (
     FREE_MAIL_DOMAINS,
     Links,
     Participant,
     is_known,
-    is_logging_address,
+    make_contacts,
     resolve_links,
     sort_participants,
 )
-from gateway.upsert import insert_many_or_nothing, insert_or_nothing, insert_returning
 
 LOGGED = "logged"
 LINKED = "linked"
 NOT_LOGGED = "not_logged"
-
-_KEY_LIMIT = 512  # activities.message_key
-_NOTE_DEFECTS = 5  # how many parser notes an activity's notes repeat
 
 
 @dataclass(frozen=True)
@@ -66,67 +70,140 @@ class LogOutcome:
     reason: str  # one line, recorded as the decision
 
 
+@dataclass(frozen=True)
+class _ToLog:
+    """A message that passed the rules, with its external participants."""
+
+    index: int
+    parsed: ParsedEmail
+    raw: bytes
+    external: tuple[Participant, ...]
+    key: str
+
+
 def record_email(session: Session, parsed: ParsedEmail, *, raw: bytes, user: User,
                  source: str, policy: LoggingPolicy) -> LogOutcome:
     """Log one message for one CRM user (the rep whose mail it is), idempotently."""
+    [outcome] = record_emails(session, [(parsed, raw)], user=user, source=source, policy=policy)
+    return outcome
+
+
+def record_emails(session: Session, messages: Sequence[tuple[ParsedEmail, bytes]], *,
+                  user: User, source: str, policy: LoggingPolicy) -> list[LogOutcome]:
+    """``record_email`` for each (parsed, raw), with the same outcomes as one by one in order.
+
+    Who the CRM knows is looked up once for the batch; activities, links and attachments are
+    written with one statement each.
+    """
     if not user.email_sync:
-        return LogOutcome(NOT_LOGGED, None, f"not logged: email sync is off for {user.username}")
+        off = LogOutcome(NOT_LOGGED, None, f"not logged: email sync is off for {user.username}")
+        return [off] * len(messages)
+    directory = Directory.load(
+        session, (p.email for parsed, _ in messages for p in participants_of(parsed))
+    )
+    outcomes: list[LogOutcome | None] = []
+    todo: list[_ToLog] = []
+    for index, (parsed, raw) in enumerate(messages):
+        skipped, external = _rules(parsed, policy, directory)
+        outcomes.append(skipped)
+        if skipped is None:
+            todo.append(_ToLog(index, parsed, raw, external, storage_key(parsed.key)))
+    if todo:
+        for item, outcome in zip(todo, _log(session, todo, user, source, policy, directory),
+                                 strict=True):
+            outcomes[item.index] = outcome
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _rules(parsed: ParsedEmail, policy: LoggingPolicy, directory: Directory
+           ) -> tuple[LogOutcome | None, tuple[Participant, ...]]:
+    """Why the message is not logged, or None and its external participants."""
     if parsed.is_bulk:
-        return LogOutcome(NOT_LOGGED, None, f"not logged: bulk mail ({parsed.bulk_reason})")
-    people = sort_participants(session, participants_of(parsed), policy)
+        return LogOutcome(NOT_LOGGED, None, f"not logged: bulk mail ({parsed.bulk_reason})"), ()
+    people = sort_participants(participants_of(parsed), policy, directory)
     if people.blocked_by is not None:
         return LogOutcome(
             NOT_LOGGED, None, f"not logged: a participant is on never_log ({people.blocked_by})"
-        )
+        ), ()
     if not people.external:
-        return LogOutcome(NOT_LOGGED, None, "not logged: no external participant")
+        return LogOutcome(NOT_LOGGED, None, "not logged: no external participant"), ()
+    return None, people.external
 
-    key = storage_key(parsed.key)
+
+def _log(session: Session, todo: list[_ToLog], user: User, source: str,
+         policy: LoggingPolicy, directory: Directory) -> list[LogOutcome]:
+    fresh = make_contacts(session, (p for item in todo for p in item.external), policy,
+                          directory)
+    links = [resolve_links(item.external, policy, directory, fresh) for item in todo]
     # Beyond the parse limits the original is kept, so nothing the parser skipped is lost.
-    raw_sha = put_blob(session, raw) if parsed.truncated else None
-    activity_id = insert_returning(
-        session, Activity, _activity_row(parsed, key, user, source, policy, raw_sha), Activity.id
-    )
-    is_new = activity_id is not None
-    if activity_id is None:
-        activity_id = session.scalar(select(Activity.id).where(Activity.message_key == key))
-        assert activity_id is not None, "a conflicting insert implies a stored row"
-    links = resolve_links(session, people.external, policy)
-    user_added = insert_or_nothing(session, ActivityLink, _link(activity_id, user_id=user.id))
-    insert_many_or_nothing(session, ActivityLink, [
-        *(_link(activity_id, contact_id=contact_id) for contact_id in links.contact_ids),
-        *(_link(activity_id, account_id=account_id) for account_id in links.account_ids),
-    ])
-    if not is_new:
-        done = "linked to" if user_added else "already linked to"
-        return LogOutcome(
+    truncated = [item for item in todo if item.parsed.truncated]
+    raw_shas = dict(zip((item.index for item in truncated),
+                        put_blobs(session, [item.raw for item in truncated]), strict=True))
+    rows: dict[str, dict[str, object]] = {}  # the first of a key in the batch is inserted
+    for item in todo:
+        if item.key not in rows:
+            rows[item.key] = activity_row(item.parsed, item.key, user, source,
+                                          policy.logging_address, raw_shas.get(item.index))
+    new, stored = insert_activities(session, list(rows.values()))
+    ids = [new.get(item.key) or stored.get(item.key) for item in todo]
+    assert None not in ids, "a conflicting insert implies a stored row"
+    activity_ids = [activity_id for activity_id in ids if activity_id is not None]
+    user_added = link_user(session, activity_ids, user.id)
+    link_targets(session, zip(activity_ids, links, strict=True))
+    outcomes: list[LogOutcome] = []
+    fresh_activities: list[tuple[int, ParsedEmail]] = []
+    seen: set[int] = set()
+    for item, activity_id, linked in zip(todo, activity_ids, links, strict=True):
+        first = activity_id not in seen  # a later copy in the batch finds it logged
+        seen.add(activity_id)
+        if first and item.key in new:
+            fresh_activities.append((activity_id, item.parsed))
+            reason = _logged_reason(activity_id, item.parsed, user, linked)
+            outcomes.append(LogOutcome(LOGGED, activity_id, reason))
+            continue
+        done = "linked to" if first and activity_id in user_added else "already linked to"
+        outcomes.append(LogOutcome(
             LINKED, activity_id, f"already logged as activity {activity_id}; {done} {user.username}"
-        )
-    for attachment in parsed.attachments:
-        session.add(Attachment(
-            activity_id=activity_id,
-            blob_sha256=put_blob(session, attachment.data),
-            filename=_text(attachment.filename)[:255] or "attachment",
-            content_type=attachment.content_type[:255],
-            size=len(attachment.data),
-            inline=attachment.inline,
-            content_id=attachment.content_id[:255] if attachment.content_id else None,
         ))
-    session.flush()
-    return LogOutcome(LOGGED, activity_id, _logged_reason(activity_id, parsed, user, links))
+    add_attachments(session, fresh_activities)
+    return outcomes
 
 
 def is_relevant(session: Session, addresses: Iterable[str], *, user: User,
-                policy: LoggingPolicy) -> bool:
+                policy: LoggingPolicy, directory: Directory | None = None) -> bool:
     """Cheap check used on headers only: does any address belong to a CRM contact or an
     account's domain (and not never_log/internal)? The IMAP poller fetches full bodies only then.
+    ``directory``, when given, must have been loaded for (at least) these addresses.
     """
     if not user.email_sync:
         return False
-    people = sort_participants(session, (Participant(a.lower()) for a in addresses), policy)
+    emails = [a.lower() for a in addresses]
+    if directory is None:
+        directory = Directory.load(session, emails)
+    people = sort_participants((Participant(e) for e in emails), policy, directory)
     if people.blocked_by is not None:
         return False
-    return is_known(session, people.external, policy)
+    return is_known(people.external, policy, directory)
+
+
+def relevant_messages(session: Session, address_sets: Sequence[frozenset[str]], *, user: User,
+                      policy: LoggingPolicy) -> list[bool]:
+    """``is_relevant`` for each message's addresses, from one directory loaded for them all."""
+    if not user.email_sync:
+        return [False] * len(address_sets)
+    everyone = {address.lower() for addresses in address_sets for address in addresses}
+    directory = Directory.load(session, everyone)
+    # Necessary for relevance: a contact's address, or an account's domain. Most mail has
+    # neither, and a set test spares it the rules.
+    possible = {address for addresses in address_sets for address in addresses
+                if address.lower() in directory.contacts
+                or domain_of(address.lower()) in directory.account_domains}
+    answers: dict[frozenset[str], bool] = {}
+    for addresses in address_sets:
+        if addresses not in answers:
+            answers[addresses] = not addresses.isdisjoint(possible) and is_relevant(
+                session, addresses, user=user, policy=policy, directory=directory)
+    return [answers[addresses] for addresses in address_sets]
 
 
 def participants_of(parsed: ParsedEmail) -> list[Participant]:
@@ -134,63 +211,6 @@ def participants_of(parsed: ParsedEmail) -> list[Participant]:
     found = [parsed.sender] if parsed.sender is not None else []
     found += [*parsed.to, *parsed.cc, *parsed.bcc]
     return [Participant(a.email, a.name) for a in found]
-
-
-def storage_key(key: str) -> str:
-    """``ParsedEmail.key``, or a digest of it when it is longer than the column."""
-    if len(key) <= _KEY_LIMIT:
-        return key
-    prefix = key.partition(":")[0]
-    return f"{prefix}:sha256:{hashlib.sha256(key.encode('utf-8', 'replace')).hexdigest()}"
-
-
-def _text(value: str | None) -> str:
-    # PostgreSQL text cannot hold NUL; a malformed part may decode to one.
-    return (value or "").replace("\x00", "")
-
-
-def _activity_row(parsed: ParsedEmail, key: str, user: User, source: str,
-                  policy: LoggingPolicy, raw_sha: str | None) -> dict[str, object]:
-    sender = parsed.sender.email if parsed.sender is not None else ""
-
-    def listed(addresses: Iterable[Address]) -> list[str]:
-        return [a.email for a in addresses
-                if not is_logging_address(a.email, policy.logging_address)]
-
-    return {
-        "message_key": key,
-        "message_id": parsed.message_id[:_KEY_LIMIT] if parsed.message_id else None,
-        "direction": "sent" if sender == user.email.lower() else "received",
-        "source": source,
-        "subject": _text(parsed.subject),
-        "text_body": _text(parsed.text) if parsed.text is not None else None,
-        "html_body": _text(parsed.html) if parsed.html is not None else None,
-        "sent_at": parsed.date,
-        "from_addr": sender[:320],
-        "to_addrs": listed(parsed.to),
-        "cc_addrs": listed(parsed.cc),
-        "raw_sha256": raw_sha,
-        "notes": _notes(parsed, raw_sha),
-        "created_at": utcnow(),
-    }
-
-
-def _notes(parsed: ParsedEmail, raw_sha: str | None) -> str | None:
-    notes = []
-    if parsed.truncated:
-        notes.append(f"Parsing stopped early ({parsed.truncated}): what was parsed is logged; "
-                     f"the raw message is kept (blob {raw_sha}).")
-    if parsed.defects:
-        shown = "; ".join(_text(d) for d in parsed.defects[:_NOTE_DEFECTS])
-        more = len(parsed.defects) - _NOTE_DEFECTS
-        notes.append(f"Worked around: {shown}" + (f" (and {more} more)" if more > 0 else ""))
-    return "\n".join(notes) or None
-
-
-def _link(activity_id: int, *, user_id: int | None = None, contact_id: int | None = None,
-          account_id: int | None = None) -> dict[str, object]:
-    return {"activity_id": activity_id, "user_id": user_id, "contact_id": contact_id,
-            "account_id": account_id, "created_at": utcnow()}
 
 
 def _logged_reason(activity_id: int, parsed: ParsedEmail, user: User, links: Links) -> str:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.errors import NotFound
 from gateway.models import Blob
-from gateway.upsert import insert_or_nothing
+from gateway.upsert import insert_many_or_nothing
+
+_IN_CHUNK = 2000  # digests per IN (...) list, well inside SQLite's parameter limit
 
 
 def sha256_hex(data: bytes) -> str:
@@ -18,11 +21,25 @@ def sha256_hex(data: bytes) -> str:
 
 def put_blob(session: Session, data: bytes) -> str:
     """Store ``data`` unless the same bytes are stored already; returns its SHA-256."""
-    digest = sha256_hex(data)
+    return put_blobs(session, [data])[0]
+
+
+def put_blobs(session: Session, items: Sequence[bytes]) -> list[str]:
+    """``put_blob`` for each of ``items``, in a few statements; returns their SHA-256s."""
+    if not items:
+        return []
+    digests = [sha256_hex(data) for data in items]
+    unique = dict(zip(digests, items, strict=True))
     # The look-up only spares sending large bytes again; the insert decides.
-    if session.scalar(select(Blob.sha256).where(Blob.sha256 == digest)) is None:
-        insert_or_nothing(session, Blob, {"sha256": digest, "size": len(data), "data": data})
-    return digest
+    wanted, stored = list(unique), set[str]()
+    for start in range(0, len(wanted), _IN_CHUNK):
+        chunk = wanted[start:start + _IN_CHUNK]
+        stored.update(session.scalars(select(Blob.sha256).where(Blob.sha256.in_(chunk))))
+    insert_many_or_nothing(session, Blob, [
+        {"sha256": digest, "size": len(data), "data": data}
+        for digest, data in unique.items() if digest not in stored
+    ])
+    return digests
 
 
 def get_blob(session: Session, digest: str) -> bytes:

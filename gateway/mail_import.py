@@ -14,20 +14,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from bcc_ingest.parse import ParsedEmail
-from gateway.activities import LINKED, LOGGED, LoggingPolicy, is_relevant, record_email
+from gateway.activities import (
+    LINKED,
+    LOGGED,
+    LoggingPolicy,
+    record_email,
+    record_emails,
+    relevant_messages,
+)
 from gateway.db import Store
 from gateway.mail_leases import LeaseLost, hold, save_cursor
-from gateway.models import AccountDomain, ContactEmail, InboundMessage, User
+from gateway.models import InboundMessage, User
 
 log = logging.getLogger(__name__)
 
 SOURCE = "imap"
-_IN_CHUNK = 2000  # addresses per IN (...) list, well inside SQLite's parameter limit
 
 
 @dataclass(frozen=True)
@@ -50,51 +55,12 @@ class BatchCounts:
 def relevance(
     store: Store, user_id: int, policy: LoggingPolicy, address_sets: Sequence[frozenset[str]]
 ) -> list[bool]:
-    """For each message's participant addresses: does it involve a CRM contact or account?
-
-    ``is_relevant`` decides; it is asked only about messages that pass `_possibly_known`,
-    a necessary condition checked for the whole batch in two queries.
-    """
+    """For each message's participant addresses: does it involve a CRM contact or account?"""
     with store.reading() as session:
         user = session.get(User, user_id)
         if user is None:
             return [False] * len(address_sets)
-        possible = _possibly_known(session, set().union(*address_sets))
-        exact: dict[frozenset[str], bool] = {}
-        answers: list[bool] = []
-        for addresses in address_sets:
-            if addresses.isdisjoint(possible):
-                answers.append(False)
-                continue
-            if addresses not in exact:
-                exact[addresses] = is_relevant(session, sorted(addresses), user=user,
-                                               policy=policy)
-            answers.append(exact[addresses])
-        return answers
-
-
-def _suffixes(address: str) -> list[str]:
-    labels = address.rpartition("@")[2].split(".")
-    return [".".join(labels[start:]) for start in range(len(labels))]
-
-
-def _possibly_known(session: Session, addresses: set[str]) -> set[str]:
-    """The addresses that are a contact's, or whose domain or a parent domain is an account's.
-
-    A superset of the addresses that can make ``is_relevant`` true (it matches contacts by
-    address and accounts by domain), so a message with none of them is not relevant.
-    """
-    found: set[str] = set()
-    ordered = sorted(addresses)
-    for start in range(0, len(ordered), _IN_CHUNK):
-        chunk = ordered[start:start + _IN_CHUNK]
-        found.update(session.scalars(select(ContactEmail.email).where(ContactEmail.email.in_(chunk))))
-        suffixes = sorted({suffix for address in chunk for suffix in _suffixes(address)})
-        domains = set(session.scalars(
-            select(AccountDomain.domain).where(AccountDomain.domain.in_(suffixes))
-        ))
-        found.update(a for a in chunk if not domains.isdisjoint(_suffixes(a)))
-    return found
+        return relevant_messages(session, address_sets, user=user, policy=policy)
 
 
 def commit_batch(
@@ -110,9 +76,11 @@ def commit_batch(
 ) -> BatchCounts:
     """Record `messages` (uid, parsed, raw) and move the folder's cursor to `cursor_uid`.
 
-    A message that ``record_email`` cannot handle (anything but a database error) is set
-    aside in the inbound queue as failed, with its raw bytes, instead of blocking the folder
-    for good; a database error fails the whole batch, which is then fetched again.
+    The batch is logged by ``record_emails``. If it fails with anything but a database error,
+    the messages are logged again one by one, each in a savepoint, and the one
+    ``record_email`` cannot handle is set aside in the inbound queue as failed, with its raw
+    bytes, instead of blocking the folder for good; a database error fails the whole batch,
+    which is then fetched again.
     """
     try:
         return _commit(store, lease, policy, folder, uidvalidity, cursor_uid, messages, now,
@@ -120,7 +88,7 @@ def commit_batch(
     except (DBAPIError, LeaseLost):
         raise
     except Exception:
-        # Some message broke record_email: again, each in a savepoint, setting it aside.
+        # Some message broke record_emails: again, each in a savepoint, setting it aside.
         return _commit(store, lease, policy, folder, uidvalidity, cursor_uid, messages, now,
                        guarded=True)
 
@@ -135,12 +103,14 @@ def _commit(
         hold(session, lease.account_id, lease.owner, now)
         user = session.get(User, lease.user_id)
         assert user is not None  # a user's mail account is deleted with the user
-        for uid, parsed, raw in messages:
-            if guarded:
+        if guarded:
+            for uid, parsed, raw in messages:
                 _record_guarded(session, user, policy, folder, uid, parsed, raw, now, counts)
-            else:
-                _count(counts, record_email(session, parsed, raw=raw, user=user,
-                                            source=SOURCE, policy=policy).status)
+        else:
+            outcomes = record_emails(session, [(parsed, raw) for _, parsed, raw in messages],
+                                     user=user, source=SOURCE, policy=policy)
+            for outcome in outcomes:
+                _count(counts, outcome.status)
         save_cursor(session, lease.account_id, folder, uidvalidity, cursor_uid, now)
     return counts
 

@@ -13,12 +13,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gateway.directory import Directory, domain_of, known_contacts
 from gateway.errors import Invalid
-from gateway.models import AccountDomain, Contact, ContactEmail, User
+from gateway.models import Contact, ContactEmail, utcnow
+from gateway.upsert import table_of
 from gateway.users import normalise_email
 
 if TYPE_CHECKING:
@@ -59,10 +60,6 @@ class Links:
     created: list[str] = field(default_factory=list)  # addresses that became contacts
 
 
-def domain_of(email: str) -> str:
-    return email.rpartition("@")[2]
-
-
 def named_by(entries: frozenset[str], email: str) -> str | None:
     """The entry (the address, its domain or a parent domain) that names ``email``."""
     if email in entries:
@@ -83,81 +80,94 @@ def is_logging_address(email: str, logging_address: str) -> bool:
 
 
 def sort_participants(
-    session: Session, participants: Iterable[Participant], policy: LoggingPolicy
+    participants: Iterable[Participant], policy: LoggingPolicy, directory: Directory
 ) -> Sorted:
     first: dict[str, Participant] = {}
     for participant in participants:
         first.setdefault(participant.email.lower(), participant)
-    unique = list(first.values())
-    emails = list(first)
-    user_emails = set(session.scalars(
-        select(func.lower(User.email)).where(func.lower(User.email).in_(emails))
-    )) if emails else set()
     external: list[Participant] = []
-    for participant in unique:
-        email = participant.email.lower()
+    for email, participant in first.items():
         if is_logging_address(email, policy.logging_address):
             continue
         entry = named_by(policy.never_log, email)
         if entry is not None:
             return Sorted((), entry)
-        if email in user_emails or named_by(policy.internal_domains, email) is not None:
+        if email in directory.user_emails or named_by(policy.internal_domains, email) is not None:
             continue
         external.append(Participant(email, participant.name))
     return Sorted(tuple(external), None)
 
 
-def _known_contacts(session: Session, emails: list[str]) -> dict[str, tuple[int, int | None]]:
-    rows = session.execute(
-        select(ContactEmail.email, Contact.id, Contact.account_id)
-        .join(Contact, Contact.id == ContactEmail.contact_id)
-        .where(ContactEmail.email.in_(emails))
-    )
-    return {email: (contact_id, account_id) for email, contact_id, account_id in rows}
-
-
-def _account_domains(
-    session: Session, emails: list[str], policy: LoggingPolicy
-) -> dict[str, int]:
-    domains = {domain_of(email) for email in emails} - policy.free_mail_domains
-    if not domains:
-        return {}
-    rows = session.execute(
-        select(AccountDomain.domain, AccountDomain.account_id)
-        .where(AccountDomain.domain.in_(domains))
-    )
-    return {domain: account_id for domain, account_id in rows}
-
-
-def is_known(session: Session, external: Iterable[Participant], policy: LoggingPolicy) -> bool:
+def is_known(external: Iterable[Participant], policy: LoggingPolicy, directory: Directory) -> bool:
     """Does any address belong to a contact, or its domain to an account?"""
-    emails = [p.email for p in external]
-    if not emails:
-        return False
-    return bool(_known_contacts(session, emails)) or bool(
-        _account_domains(session, emails, policy)
+    return any(
+        p.email in directory.contacts
+        or directory.account_for(p.email, policy.free_mail_domains) is not None
+        for p in external
     )
+
+
+def make_contacts(
+    session: Session, people: Iterable[Participant], policy: LoggingPolicy, directory: Directory
+) -> set[str]:
+    """Make a contact of each unknown person, where the policy allows; returns their addresses.
+
+    The first mention of an address gives the contact its name. The new contacts are added to
+    ``directory``. Another worker making the same contact at once is fine: its row wins.
+    """
+    if not policy.auto_create_contacts:
+        return set()
+    wanted: dict[str, tuple[str, int | None]] = {}
+    for person in people:
+        email = _contact_address(person.email, directory)
+        if email is None or email in directory.contacts or email in wanted:
+            continue
+        wanted[email] = (_name(person),
+                        directory.account_for(person.email, policy.free_mail_domains))
+    if not wanted:
+        return set()
+    try:
+        with session.begin_nested():
+            contacts = table_of(Contact)
+            ids = session.scalars(
+                contacts.insert().returning(contacts.c.id, sort_by_parameter_order=True),
+                [{"name": name, "account_id": account, "created_at": utcnow()}
+                 for name, account in wanted.values()],
+            ).all()
+            session.execute(table_of(ContactEmail).insert(), [
+                {"contact_id": contact_id, "email": email}
+                for contact_id, email in zip(ids, wanted, strict=True)
+            ])
+    except IntegrityError:  # one was made meanwhile: one at a time, so the rest still are
+        return {email for email, (name, account) in wanted.items()
+                if _create_contact(session, email, name, account, directory)}
+    for contact_id, (email, (_, account)) in zip(ids, wanted.items(), strict=True):
+        directory.add_contact(email, contact_id, account)
+    return set(wanted)
 
 
 def resolve_links(
-    session: Session, external: Iterable[Participant], policy: LoggingPolicy
+    external: Iterable[Participant], policy: LoggingPolicy, directory: Directory,
+    fresh: set[str],
 ) -> Links:
-    """The contacts and accounts of external participants, making contacts where allowed."""
-    people = list(external)
-    emails = [p.email for p in people]
-    contacts = _known_contacts(session, emails) if emails else {}
-    accounts = _account_domains(session, emails, policy) if emails else {}
+    """The contacts and accounts of external participants, from ``directory``.
+
+    ``fresh`` holds the addresses ``make_contacts`` just made; the first message that names
+    one reports it as created and takes it out.
+    """
     links = Links()
-    for person in people:
-        account_id = accounts.get(domain_of(person.email))
+    for person in external:
+        account_id = directory.account_for(person.email, policy.free_mail_domains)
         contact_id: int | None = None
-        if person.email in contacts:
-            contact_id, contact_account = contacts[person.email]
+        email = person.email if person.email in directory.contacts else (
+            _contact_address(person.email, directory) if policy.auto_create_contacts else None)
+        found = directory.contacts.get(email) if email is not None else None
+        if found is not None:
+            contact_id, contact_account = found
             account_id = contact_account or account_id
-        elif policy.auto_create_contacts:
-            contact_id, created = _create_contact(session, person, account_id)
-            if created:
-                links.created.append(person.email)
+        if email in fresh:
+            fresh.discard(email)
+            links.created.append(person.email)
         if contact_id is not None and contact_id not in links.contact_ids:
             links.contact_ids.append(contact_id)
         if account_id is not None and account_id not in links.account_ids:
@@ -165,18 +175,22 @@ def resolve_links(
     return links
 
 
-def _create_contact(
-    session: Session, person: Participant, account_id: int | None
-) -> tuple[int | None, bool]:
-    """Make a contact; returns its id and whether it is new.
-
-    Another worker making the same contact at once is fine: its row wins.
-    """
+def _contact_address(email: str, directory: Directory) -> str | None:
+    if email in directory.contacts:
+        return email
     try:
-        email = normalise_email(person.email)
+        return normalise_email(email)
     except Invalid:
-        return None, False  # quoted or otherwise exotic local parts stay out of the CRM
-    name = (person.name or "").replace("\x00", "").strip()[:200]
+        return None  # quoted or otherwise exotic local parts stay out of the CRM
+
+
+def _name(person: Participant) -> str:
+    return (person.name or "").replace("\x00", "").strip()[:200]
+
+
+def _create_contact(session: Session, email: str, name: str, account_id: int | None,
+                    directory: Directory) -> bool:
+    """Make one contact unless another worker made it first; True if this one made it."""
     try:
         with session.begin_nested():
             contact = Contact(name=name, account_id=account_id)
@@ -184,7 +198,10 @@ def _create_contact(
             session.flush()
             session.add(ContactEmail(contact_id=contact.id, email=email))
             session.flush()
-            return contact.id, True
     except IntegrityError:
-        found = _known_contacts(session, [email]).get(email)
-        return (found[0] if found else None), False
+        found = known_contacts(session, [email]).get(email)
+        if found is not None:
+            directory.add_contact(email, *found)
+        return False
+    directory.add_contact(email, contact.id, account_id)
+    return True

@@ -22,6 +22,7 @@ from gateway.activities import (
     LogOutcome,
     is_relevant,
     record_email,
+    record_emails,
     storage_key,
 )
 from gateway.activity_queries import links_of
@@ -226,3 +227,47 @@ def test_is_relevant_decides_from_addresses_alone(
                            policy=POLICY) is relevant
         assert is_relevant(session, addresses, user=user(session, "quiet"),
                            policy=POLICY) is False
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["one-by-one", "batch"])
+def test_a_batch_is_logged_as_one_by_one_would_be(
+    store: Store, world: World, batched: bool
+) -> None:
+    earlier = message("From: rep2@crm.example\nTo: buyer@customer.example\n"
+                      "Message-ID: <earlier@crm.example>")
+    log(store, earlier, "rep2")
+    raws = [
+        message("From: rep@crm.example\nTo: New One <new1@customer.example>\n"
+                "Message-ID: <first@crm.example>"),
+        message("From: rep@crm.example\nTo: new1@customer.example\n"
+                "Cc: new2@customer.example\nMessage-ID: <first@crm.example>"),  # a copy
+        message("From: rep@crm.example\nTo: buyer@customer.example\nPrecedence: bulk"),
+        message("From: rep@crm.example\nTo: buyer@customer.example, lou@counsel.example"),
+        message("From: rep@crm.example\nTo: New Again <new1@customer.example>\n"
+                "Message-ID: <second@crm.example>"),
+        earlier,
+    ]
+    items = [(parse_message(raw), raw) for raw in raws]
+    with store.transaction() as session:
+        rep = user(session, "rep")
+        if batched:
+            outcomes = record_emails(session, items, user=rep, source="imap", policy=POLICY)
+        else:
+            outcomes = [record_email(session, parsed, raw=raw, user=rep, source="imap",
+                                     policy=POLICY) for parsed, raw in items]
+    first, second, before = (outcomes[i].activity_id for i in (0, 4, 5))
+    assert [(o.status, o.reason) for o in outcomes] == [
+        (LOGGED, f"logged as activity {first} for rep: 1 contact(s), 1 account(s); "
+                 "new contacts new1@customer.example"),
+        (LINKED, f"already logged as activity {first}; already linked to rep"),
+        (NOT_LOGGED, "not logged: bulk mail (Precedence: bulk)"),
+        (NOT_LOGGED, "not logged: a participant is on never_log (counsel.example)"),
+        (LOGGED, f"logged as activity {second} for rep: 1 contact(s), 1 account(s)"),
+        (LINKED, f"already logged as activity {before}; linked to rep"),
+    ]
+    with store.reading() as session:
+        new1 = find_contact(session, "new1@customer.example")
+        assert new1 is not None and new1.name == "New One"
+        assert links_of(session, first).contacts == ["new1@customer.example",
+                                                     "new2@customer.example"]
+        assert links_of(session, before).usernames == ["rep2", "rep"]
