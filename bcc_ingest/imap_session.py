@@ -21,7 +21,7 @@ from twisted.python.failure import Failure
 
 from bcc_ingest.imap_connect import ImapOptions, StepFailed, describe_error, open_session
 from bcc_ingest.imap_protocol import GatewayIMAP4Client
-from bcc_ingest.imap_sync import PassCounts, Stopping, SyncContext, sync_mailbox
+from bcc_ingest.imap_sync import Cursors, PassCounts, Stopping, SyncContext, sync_mailbox
 from gateway.activities import LoggingPolicy
 from gateway.db import Store
 from gateway.mail_import import LeaseRef
@@ -69,6 +69,17 @@ class AccountReport:
                 "paused": self.paused}
 
 
+@dataclass
+class _Connected:
+    """A logged-in session's connection and what its passes share."""
+
+    client: GatewayIMAP4Client
+    sync: SyncContext
+    folders: tuple[str, ...]
+    cursors: Cursors  # as committed, updated by every pass
+    can_idle: bool
+
+
 class AccountSession:
     """Poll one leased account; with `keep_idle`, stay connected in IDLE between passes."""
 
@@ -81,6 +92,7 @@ class AccountSession:
         self._lease_lost = False
         self._aborted = False
         self._client: GatewayIMAP4Client | None = None
+        self._connected: _Connected | None = None
 
     def _in_thread(self, function: Any, *args: Any, **kwargs: Any) -> Any:
         reactor = self.ctx.reactor
@@ -131,6 +143,16 @@ class AccountSession:
         await self._failed(exc)
 
     async def _poll(self) -> None:
+        await self.connect()
+        while await self.run_pass():
+            await self.wait_for_mail()
+        try:
+            await self._live().client.close_session()
+        except Exception as exc:  # logged and recorded already; a rude goodbye changes nothing
+            log.debug("imap %s: LOGOUT: %s", self.report.username, describe_error(exc))
+
+    async def connect(self) -> None:
+        """Load the leased account and log in; `run_pass` then works on this connection."""
         ctx = self.ctx
         target = await self._in_thread(load_target, ctx.store, self.account_id, ctx.box)
         self.report.username = target.username
@@ -139,33 +161,47 @@ class AccountSession:
             lease=LeaseRef(self.account_id, target.user_id, ctx.owner),
             username=target.username, stopping=lambda: self.stopping,
         )
-        cursors = dict(target.cursors)
         client = self._client = await open_session(ctx.reactor, target, ctx.options)
-        can_idle = "IDLE" in client.capabilities and "INBOX" in target.folders
-        while True:
-            await sync_mailbox(sync, client, target.folders, cursors, self.report.counts)
-            idle = self.keep_idle and can_idle and not self.stopping
-            now = utcnow()
-            await self._in_thread(
-                record_success, ctx.store, self.account_id, ctx.owner, now,
-                next_poll_at=now + timedelta(seconds=ctx.options.interval), keep_lease=idle,
-            )
-            log.info("imap %s: %r", target.username, self.report.counts)
-            if not idle:
-                break
-            # RFC 2177: IDLE reports changes to the selected folder after it was selected, so
-            # mail that came in since the pass looked at INBOX is caught here instead.
-            info = await client.examine("INBOX")
-            seen = cursors.get("INBOX")
-            if seen is not None and seen[0] == info.uidvalidity and info.uidnext is not None \
-                    and info.uidnext - 1 <= seen[1] and not self.stopping:
-                await client.idle(ctx.options.interval)
-            if self.stopping:
-                raise Stopping
-        try:
-            await client.close_session()
-        except Exception as exc:  # logged and recorded already; a rude goodbye changes nothing
-            log.debug("imap %s: LOGOUT: %s", target.username, describe_error(exc))
+        self._connected = _Connected(
+            client=client, sync=sync, folders=target.folders, cursors=dict(target.cursors),
+            can_idle="IDLE" in client.capabilities and "INBOX" in target.folders,
+        )
+
+    def _live(self) -> _Connected:
+        if self._connected is None:
+            raise RuntimeError("the session is not connected")
+        return self._connected
+
+    async def run_pass(self) -> bool:
+        """One pass over the mailbox on the open connection, recorded on the account.
+
+        Returns whether the session stays connected and should wait in IDLE (`wait_for_mail`)
+        before the next pass; if not, the lease has been given back.
+        """
+        ctx, conn = self.ctx, self._live()
+        await sync_mailbox(conn.sync, conn.client, conn.folders, conn.cursors,
+                           self.report.counts)
+        idle = self.keep_idle and conn.can_idle and not self.stopping
+        now = utcnow()
+        await self._in_thread(
+            record_success, ctx.store, self.account_id, ctx.owner, now,
+            next_poll_at=now + timedelta(seconds=ctx.options.interval), keep_lease=idle,
+        )
+        log.info("imap %s: %r", self.report.username, self.report.counts)
+        return idle
+
+    async def wait_for_mail(self) -> None:
+        """IDLE on INBOX until new mail, ``imap.interval`` or `stop`; raises Stopping then."""
+        conn = self._live()
+        # RFC 2177: IDLE reports changes to the selected folder after it was selected, so
+        # mail that came in since the pass looked at INBOX is caught here instead.
+        info = await conn.client.examine("INBOX")
+        seen = conn.cursors.get("INBOX")
+        if seen is not None and seen[0] == info.uidvalidity and info.uidnext is not None \
+                and info.uidnext - 1 <= seen[1] and not self.stopping:
+            await conn.client.idle(self.ctx.options.interval)
+        if self.stopping:
+            raise Stopping
 
     async def _failed(self, exc: Exception) -> None:
         pause = isinstance(exc, SecretError) or (isinstance(exc, StepFailed) and exc.auth)
