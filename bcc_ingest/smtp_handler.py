@@ -123,10 +123,11 @@ class BccHandler:
             return ERR_NOT_AUTHORISED
         if admission.note:
             log.info("%s: shared-address copy not attributed: %s", peer, admission.note)
+        ids = " ".join(str(i) for i in admission.queued)
         log.info("%s: message from %r (%d bytes) queued as %s", peer, delivery.mail_from,
-                 len(delivery.raw), admission.queued)
+                 len(delivery.raw), ids)
         self.on_queued()
-        return QUEUED.format(ids=" ".join(str(i) for i in admission.queued))
+        return QUEUED.format(ids=ids)
 
     async def handle_exception(self, error: Exception) -> str:
         log.error("SMTP session error: %s", describe_error(error))
