@@ -12,32 +12,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from gateway.cli import main
 from gateway.db import Store
 from gateway.models import AppPassword, Base, DiaryEntry, PublishedItem
 
 Run = Callable[..., tuple[int, str, str]]
 
 
-@pytest.fixture
-def cli(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> Run:
-    monkeypatch.setenv("CRM_GATEWAY_DATABASE_URL", database_url)
-    monkeypatch.setenv("CRM_GATEWAY_PATHS_DATA_DIR", str(tmp_path / "var"))
-    monkeypatch.delenv("CRM_GATEWAY_CONFIG", raising=False)
-    monkeypatch.chdir(tmp_path)
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        try:
-            code = main(list(argv))
-        except SystemExit as exc:  # argparse usage errors
-            code = int(exc.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def counts(store: Store) -> dict[str, int]:

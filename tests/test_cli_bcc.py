@@ -13,7 +13,6 @@ from sqlalchemy import select
 from bcc_ingest.processing import ProcessingSettings, process_next
 from gateway.activities import LoggingPolicy
 from gateway.bcc_addresses import UNKNOWN, USER, check_recipient
-from gateway.cli import main
 from gateway.db import Store
 from gateway.inbound import claim_next, enqueue, record_failure
 from gateway.models import InboundMessage, User, utcnow
@@ -24,24 +23,9 @@ POLICY = LoggingPolicy(LOG, frozenset({"crm.example"}), frozenset(), True, FREE_
 QUOTE = "smtp/quote_with_attachments.eml"
 
 
-@pytest.fixture
-def cli(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> Run:
-    monkeypatch.setenv("CRM_GATEWAY_DATABASE_URL", database_url)
-    monkeypatch.setenv("CRM_GATEWAY_PATHS_DATA_DIR", str(tmp_path / "var"))
+@pytest.fixture(autouse=True)
+def _logging_address(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CRM_GATEWAY_SMTP_LOGGING_ADDRESS", LOG)
-    monkeypatch.delenv("CRM_GATEWAY_CONFIG", raising=False)
-    monkeypatch.chdir(tmp_path)
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        try:
-            code = main(list(argv))
-        except SystemExit as exc:  # argparse usage errors
-            code = int(exc.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 @pytest.fixture

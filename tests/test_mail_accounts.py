@@ -14,7 +14,6 @@ import pytest
 from imap_world import SECRET_KEY, account_state, cursors, seed_crm
 from sqlalchemy import insert
 
-from gateway.cli import main
 from gateway.db import Store
 from gateway.errors import Invalid
 from gateway.mail_accounts import MailSettings, resolve_settings, set_account
@@ -26,23 +25,9 @@ PASSWORD = "Tr0ub4dor&3 süß"
 Run = Callable[..., tuple[int, str, str]]
 
 
-@pytest.fixture
-def cli(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> Run:
-    monkeypatch.setenv("CRM_GATEWAY_DATABASE_URL", database_url)
-    monkeypatch.setenv("CRM_GATEWAY_PATHS_DATA_DIR", str(tmp_path / "var"))
+@pytest.fixture(autouse=True)
+def _secret_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CRM_GATEWAY_SECURITY_SECRET_KEY", SECRET_KEY)
-    monkeypatch.delenv("CRM_GATEWAY_CONFIG", raising=False)
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        try:
-            code = main(list(argv))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def store_account(store: Store, password: str = PASSWORD, host: str = "imap.acme.example",
