@@ -6,6 +6,7 @@ Every read costs O(what it returns): listings, getctag and sync tokens come from
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
 
-from gateway.models import Calendar, DiaryType, Occurrence, PublishedItem, User
+from gateway.models import Calendar, DiaryEntry, DiaryType, Occurrence, PublishedItem, User
 from gateway.occurrence_index import LONG
 from gateway.profiles import effective_profile
 from gateway.publication import INVITATIONS
@@ -109,15 +110,33 @@ def _items(rows: Iterable[PublishedItem]) -> list[ItemView]:
             for r in rows]
 
 
-def _live(calendar: CalendarView) -> Select[PublishedItem]:
-    return select(PublishedItem).where(
-        PublishedItem.calendar_id == calendar.calendar_id, PublishedItem.deleted.is_(False))
+def _live_items(rows: Iterable[PublishedItem]) -> list[ItemView]:
+    """``_items`` of the rows that are not tombstones.
+
+    Lookups by a key (href, uid, occurrence) filter tombstones here rather than in SQL: with
+    ``deleted = false`` in the WHERE clause, SQLite's planner (no statistics) prefers the
+    (calendar_id, deleted, ...) range index and scans the whole calendar instead of using the
+    key's index.
+    """
+    return _items(r for r in rows if not r.deleted)
+
+
+def _in_calendar(calendar: CalendarView) -> Select[PublishedItem]:
+    """The calendar's rows, tombstones included: for ``_live_items``."""
+    return select(PublishedItem).where(PublishedItem.calendar_id == calendar.calendar_id)
 
 
 def all_items(session: Session, calendar: CalendarView) -> list[ItemView]:
     if calendar.calendar_id is None:
         return []
-    return _items(session.scalars(_live(calendar).order_by(PublishedItem.href)))
+    # Plain columns, not ORM objects: a Depth:1 PROPFIND lists every item.
+    rows = session.execute(
+        select(PublishedItem.href, PublishedItem.uid, PublishedItem.ical, PublishedItem.etag,
+               PublishedItem.start_utc, PublishedItem.end_utc, PublishedItem.updated_at)
+        .where(PublishedItem.calendar_id == calendar.calendar_id,
+               PublishedItem.deleted.is_(False))
+        .order_by(PublishedItem.href))
+    return [ItemView(*row) for row in rows]
 
 
 def items_by_href(
@@ -128,9 +147,9 @@ def items_by_href(
         return {}
     found: dict[str, ItemView] = {}
     for chunk in range(0, len(wanted), 500):
-        rows = session.scalars(_live(calendar).where(
+        rows = session.scalars(_in_calendar(calendar).where(
             PublishedItem.href.in_(wanted[chunk:chunk + 500])))
-        found.update((item.href, item) for item in _items(rows))
+        found.update((item.href, item) for item in _live_items(rows))
     return found
 
 
@@ -151,24 +170,84 @@ def items_in_range(
         select(Occurrence.item_id)
         .where(Occurrence.calendar_id == calendar.calendar_id, Occurrence.start_utc < end,
                overlap, or_(short, Occurrence.long.is_(True)))
+        .distinct()
+        .subquery()
     )
-    exact_rows = session.scalars(_live(calendar).where(PublishedItem.id.in_(matched)))
-    result = [(item, True) for item in _items(exact_rows)]
+    # A join from the matched occurrences (not ``id IN (...)`` beside the calendar filter,
+    # which SQLite answers by scanning every row of the calendar): O(what matches).
+    exact_rows = session.scalars(
+        _in_calendar(calendar).join(matched, PublishedItem.id == matched.c.item_id)
+        .order_by(PublishedItem.start_utc, PublishedItem.id))
+    result = [(item, True) for item in _live_items(exact_rows)]
     seen = {item.href for item, _ in result}
-    beyond = session.scalars(_live(calendar).where(
-        PublishedItem.horizon_utc.is_not(None), PublishedItem.horizon_utc < end))
-    result.extend((item, False) for item in _items(beyond) if item.href not in seen)
+    beyond = _beyond_horizon(session, calendar, end)
+    result.extend((item, False) for item in beyond if item.href not in seen)
     return result
+
+
+# The live rows that have an occurrence horizon, per calendar id: (epoch, revision the set is
+# current for, {row id: horizon}). See _beyond_horizon.
+_horizons: dict[int, tuple[int, int, dict[int, datetime]]] = {}
+_horizons_lock = threading.Lock()
+
+
+def _beyond_horizon(session: Session, calendar: CalendarView, end: datetime) -> list[ItemView]:
+    """Live items whose occurrences are indexed only up to a horizon before ``end``.
+
+    published_items has no index on ``horizon_utc``, and scanning the calendar for the few
+    rows that have one (series without an end, or with more than MAX_INSTANCES instances)
+    would make every time-range query O(calendar). So their ids are kept per calendar and
+    brought up to date from the rows changed since (the sync index), which is correct for the
+    reason sync-collection is: every change to a row takes a new calendar revision. The rows
+    themselves are then read by id, with the horizon and liveness checked again in SQL.
+    """
+    calendar_id = calendar.calendar_id
+    assert calendar_id is not None
+    with _horizons_lock:
+        cached = _horizons.get(calendar_id)
+    rows = select(PublishedItem.id, PublishedItem.horizon_utc, PublishedItem.deleted).where(
+        PublishedItem.calendar_id == calendar_id)
+    if cached is None or cached[0] != calendar.epoch:  # first use, or the sync was reset
+        known: dict[int, datetime] = {}
+        changed = session.execute(rows.where(PublishedItem.horizon_utc.is_not(None))).all()
+    elif calendar.revision > cached[1]:
+        known = cached[2]
+        changed = session.execute(rows.where(PublishedItem.revision > cached[1])).all()
+    else:  # current (a view older than the set only means the set is newer)
+        known = cached[2]
+        changed = None
+    if changed is not None:
+        known = dict(known)
+        for item_id, horizon, deleted in changed:
+            if horizon is None or deleted:
+                known.pop(item_id, None)
+            else:
+                known[item_id] = horizon
+        with _horizons_lock:
+            current = _horizons.get(calendar_id)
+            if (current is None or current[0] != calendar.epoch
+                    or current[1] <= calendar.revision):
+                _horizons[calendar_id] = (calendar.epoch, calendar.revision, known)
+    wanted = sorted(item_id for item_id, horizon in known.items() if horizon < end)
+    found: list[ItemView] = []
+    for chunk in range(0, len(wanted), 500):
+        found += _live_items(session.scalars(_in_calendar(calendar).where(
+            PublishedItem.id.in_(wanted[chunk:chunk + 500]), PublishedItem.horizon_utc < end)))
+    return found
 
 
 def has_uid(session: Session, calendar: CalendarView, uid: str) -> bool:
     if calendar.calendar_id is None:
         return False
-    return session.scalar(
-        select(PublishedItem.id).where(
-            PublishedItem.calendar_id == calendar.calendar_id, PublishedItem.uid == uid,
-            PublishedItem.deleted.is_(False)).limit(1)
-    ) is not None
+    # published_items has no index on uid; its rows' uid is their entry's (publication writes
+    # them together), so the entries' uid index finds the candidates, then the
+    # (calendar_id, entry_id) key.
+    entries = select(DiaryEntry.id).where(DiaryEntry.uid == uid)
+    deleted = session.scalars(
+        select(PublishedItem.deleted).where(
+            PublishedItem.calendar_id == calendar.calendar_id,
+            PublishedItem.entry_id.in_(entries), PublishedItem.uid == uid))
+    return not all(deleted)
 
 
 def changes_since(session: Session, calendar: CalendarView, token: str) -> list[str]:

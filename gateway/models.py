@@ -307,6 +307,7 @@ class PublishedItem(Base):
     __table_args__ = (
         UniqueConstraint("calendar_id", "entry_id"),
         UniqueConstraint("calendar_id", "href"),
+        Index("ix_published_items_entry", "entry_id"),  # publication finds an entry's rows
         Index("ix_published_items_sync", "calendar_id", "revision"),
         Index("ix_published_items_range", "calendar_id", "deleted", "start_utc", "end_utc"),
     )

@@ -126,6 +126,7 @@ class CalendarCollection(storage.BaseCollection):
         return meta if key is None else meta.get(key)
 
     def set_meta(self, props: Mapping[str, str]) -> None:
+        context.forget_calendars()
         with self._store.transaction() as session:
             calendar_writes.set_props(session, get_user(session, self.username), self.view,
                                       dict(props))
@@ -195,13 +196,12 @@ class CalendarCollection(storage.BaseCollection):
         request = context.current()
         # Keep the client's bytes; Radicale's item is a vobject re-serialisation.
         text = request.body if request.method == "PUT" and request.body else item.serialize()
+        context.forget_calendars()
         with self._store.transaction() as session:
             user = get_user(session, self.username)
-            before = calendar_writes.entry_at(session, self.view, href)
-            old = None
-            if before is not None:
-                shown = calendars.items_by_href(session, self.view, [href]).get(href)
-                old = make_item(self, shown) if shown else None
+            # What the calendar shows at href now (the item being replaced), if anything.
+            shown = calendars.items_by_href(session, self.view, [href]).get(href)
+            old = make_item(self, shown) if shown else None
             try:
                 outcome = calendar_writes.put_event(session, user, self.view, href, text)
             except DomainError as exc:
@@ -211,6 +211,7 @@ class CalendarCollection(storage.BaseCollection):
     def delete(self, href: str | None = None) -> None:
         if href is None:
             raise ValueError("calendars are provisioned by the CRM and cannot be deleted")
+        context.forget_calendars()
         with self._store.transaction() as session:
             user = get_user(session, self.username)
             try:

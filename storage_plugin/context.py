@@ -7,7 +7,9 @@ request scope. Under stock Radicale nothing sets it and the plugins use their fa
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from gateway.calendars import CalendarView
 
 
 @dataclass
@@ -16,6 +18,10 @@ class RequestContext:
     # The request body exactly as the client sent it (decoded), for PUT: the storage keeps
     # these bytes instead of Radicale's vobject re-serialisation.
     body: str | None = None
+    # Calendars looked up during this request, by (user, slug); None for "no such calendar".
+    # Radicale discovers a PUT's or DELETE's calendar twice (item, then parent); a write
+    # forgets them (``forget_calendars``).
+    calendars: dict[tuple[str, str], CalendarView | None] = field(default_factory=dict)
 
 
 _local = threading.local()
@@ -32,3 +38,8 @@ def begin(method: str, body: str | None) -> None:
 
 def end() -> None:
     _local.context = None
+
+
+def forget_calendars() -> None:
+    """After a write: later lookups in this request read the calendars afresh."""
+    current().calendars.clear()

@@ -21,6 +21,7 @@ from gateway.db import Store
 from gateway.errors import DomainError
 from gateway.models import User
 from gateway.users import get_user
+from storage_plugin import context
 from storage_plugin.collection import CalendarCollection, PlainCollection
 from storage_plugin.registry import store_for
 
@@ -55,12 +56,16 @@ class Storage(storage.BaseStorage):
             return user
 
     def _calendar(self, username: str, slug: str) -> CalendarCollection | None:
-        with self.store.reading() as session:
-            try:
-                user = get_user(session, username)
-            except DomainError:
-                return None
-            view = calendars.user_calendar(session, user, slug)
+        memo = context.current().calendars
+        if (username, slug) in memo:
+            view = memo[(username, slug)]
+        else:
+            with self.store.reading() as session:
+                try:
+                    view = calendars.user_calendar(session, get_user(session, username), slug)
+                except DomainError:
+                    view = None
+            memo[(username, slug)] = view
         return CalendarCollection(self.store, username, view) if view else None
 
     def discover(
@@ -126,6 +131,7 @@ class Storage(storage.BaseStorage):
         if source.username != to_collection.username:
             raise ValueError("events move only between a user's own calendars")
         assert item.href is not None
+        context.forget_calendars()
         with self.store.transaction() as session:
             user = get_user(session, source.username)
             try:

@@ -522,6 +522,7 @@ def upgrade() -> None:
         ),
     )
     with op.batch_alter_table("published_items", schema=None) as batch_op:
+        batch_op.create_index("ix_published_items_entry", ["entry_id"], unique=False)
         batch_op.create_index(
             "ix_published_items_range",
             ["calendar_id", "deleted", "start_utc", "end_utc"],
@@ -570,6 +571,7 @@ def downgrade() -> None:
     with op.batch_alter_table("published_items", schema=None) as batch_op:
         batch_op.drop_index("ix_published_items_sync")
         batch_op.drop_index("ix_published_items_range")
+        batch_op.drop_index("ix_published_items_entry")
 
     op.drop_table("published_items")
     op.drop_table("mail_folder_cursors")
