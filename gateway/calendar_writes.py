@@ -136,6 +136,9 @@ def put_event(
     entry.organizer_email = user.email.lower() if own else data.organizer_email
     entry.organizer_name = (user.name or None) if own else data.organizer_name
     if effective_profile(session, user.id).sync_invitees:
+        # Old rows go first: the new ones may reuse their (entry, email) keys.
+        entry.participants.clear()
+        session.flush()
         entry.participants = _participants(session, user, data)
     elif created:
         entry.participants = []

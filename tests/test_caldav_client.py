@@ -384,3 +384,22 @@ def test_a_client_round_trip_keeps_alarms_and_x_properties_and_the_etag(
     again = meeting.objects_by_sync_token(load_objects=True)
     assert any("X-MOZ-SNOOZE-TIME" in o.data for o in again)
     assert requests.head(str(saved.url), auth=rep.auth, timeout=10).headers["ETag"] == etag
+
+
+def test_updating_an_event_with_attendees_keeps_them_in_step(gateway: Gateway, rep: Rep) -> None:
+    url = f"{gateway.url}{rep.username}/meeting/attendees.ics"
+    first = event("attendees@test", "Demo").replace(
+        "END:VEVENT", "ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:hank@customer.example\r\n"
+        "ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:mindy@customer.example\r\nEND:VEVENT")
+    assert requests.put(url, data=first.encode(), auth=rep.auth, timeout=10).status_code == 201
+    # Hank accepted, Mindy was dropped, Frank was added.
+    second = event("attendees@test", "Demo").replace(
+        "END:VEVENT", "ATTENDEE;PARTSTAT=ACCEPTED:mailto:hank@customer.example\r\n"
+        "ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:frank@customer.example\r\nEND:VEVENT")
+    updated = requests.put(url, data=second.encode(), auth=rep.auth, timeout=10)
+    assert updated.status_code == 204, updated.text
+    with gateway.store.reading() as session:
+        rows = session.scalars(select(EntryParticipant).join(DiaryEntry).where(
+            DiaryEntry.uid == "attendees@test"))
+        assert sorted((p.email, p.partstat) for p in rows) == [
+            ("frank@customer.example", "NEEDS-ACTION"), ("hank@customer.example", "ACCEPTED")]
