@@ -1,7 +1,9 @@
 """CalDAV benchmark: the same calendar and request set against each server under test.
 
-    .venv/bin/python -m bench.caldav [--sizes 1000,10000] [--targets stock] [--repeat 7]
-    .venv/bin/python bench/caldav.py --sizes 100000          # slow for stock Radicale
+    .venv/bin/python -m bench.caldav [--sizes 1000,10000] [--targets stock,gateway] [--repeat 7]
+    .venv/bin/python -m bench.caldav --sizes 1000,10000,100000
+    .venv/bin/python -m bench.caldav --targets gateway --gateway-db \
+        postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 For each size, one deterministic calendar (bench/calgen.py) is loaded into every target
 (bench/targets.py), each request is run once untimed (warming caches, checking the answer),
@@ -10,6 +12,15 @@ repetition count adapts: at most ``--repeat``, at least 3, and otherwise as many
 ``--budget`` seconds per request type given the untimed run's duration, so that slow cases
 (stock Radicale at 100k events) stay within minutes.  The week and month queries and the
 multiget must return the same hrefs on every target, else the run fails (exit status 1).
+
+The calendar has a constant density of events per week at every size (bench/calgen.py), so a
+week query returns about the same items at 1k and at 100k events.  Stock Radicale runs only up
+to ``--stock-max-size`` (10,000: loading 100k events into it takes many minutes); above that the
+other targets run alone and are compared with their own numbers at ``SCALING_BASE`` (1,000)
+events from the same run (added automatically when ``--sizes`` lacks it): the "scaling" table
+gives the cost ratio larger/1k per request.  Finally the issue's targets are checked (stock/other
+ratios at 10k, scaling of the week query and the incremental sync at 100k) and listed as met or
+missed.
 
 Progress goes to stderr, the Markdown tables to stdout.
 """
@@ -34,6 +45,7 @@ if __package__ in (None, ""):  # run as a script: make the project root importab
 
 from bench import calgen
 from bench.calgen import CalEvent
+from bench.gateway_target import GatewayTarget
 from bench.requests_caldav import CalDAVClient, CalDAVError, Multistatus, parse_multistatus
 from bench.targets import TARGETS, Target
 
@@ -54,6 +66,15 @@ ROWS: tuple[tuple[str, str], ...] = (
     ("concurrent", "{clients} clients, 1-week query, requests/s"),
 )
 COMPARED = ("week", "month", "multiget")  # href sets that must agree across targets
+SCALING_BASE = 1000  # the size larger runs of a target are compared with
+STOCK_MAX_SIZE = 10000  # default --stock-max-size
+# The issue's targets: minimum stock/other ratio at TARGET_SIZE events ...
+TARGET_SIZE = 10000
+MIN_SPEEDUP: dict[str, float] = {"week": 20, "month": 20, "sync": 20, "ctag": 20, "put": 20,
+                                 "propfind1": 1.5, "concurrent": 50}
+# ... and the maximum cost ratio (100k / SCALING_BASE) at SCALING_SIZE events.
+SCALING_SIZE = 100000
+MAX_SCALING: dict[str, float] = {"week": 2, "sync": 2}
 
 
 def log(message: str) -> None:
@@ -364,13 +385,79 @@ def table(size: int, runs: list[TargetRun], clients: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _cost(m: Measurement) -> float:
+    """Per-request cost in ms: the median latency, or 1000/throughput for req/s."""
+    return m.value if m.unit == "ms" else 1000.0 / m.value
+
+
+def scaling_table(base: TargetRun, big: TargetRun, clients: int) -> str:
+    """One target at a larger size against itself at SCALING_BASE: cost ratios."""
+    b, s = f"{base.size:,}", f"{big.size:,}"
+    lines = [f"### {big.target}: {s} events vs {b} (same run)", "",
+             f"| request | {b} | {s} | cost ratio {s}/{b} |", "|---|---|---|---|"]
+    for key, label in ROWS:
+        m_base, m_big = base.measurements.get(key), big.measurements.get(key)
+        if m_base is None or m_big is None or not m_base.value or not m_big.value:
+            continue
+        unit = " req/s" if m_base.unit == "req/s" else " ms"
+        lines.append(f"| {label.format(clients=clients)} | {_fmt(m_base.value, m_base.unit)}"
+                     f"{unit} | {_fmt(m_big.value, m_big.unit)}{unit} | "
+                     f"{_cost(m_big) / _cost(m_base):.2f}x |")
+    lines += ["", "- cost ratio: median latency ratio; for requests/s the inverse throughput "
+              "ratio (1.0 = no slower at the larger size)"]
+    b_info = "; ".join(f"{k} {v:.1f} s" for k, v in base.info.items())
+    s_info = "; ".join(f"{k} {v:.1f} s" for k, v in big.info.items())
+    lines.append(f"- {b} events: {b_info}")
+    lines.append(f"- {s} events: {s_info}")
+    return "\n".join(lines) + "\n"
+
+
+def check_targets(all_runs: list[TargetRun]) -> str:
+    """The issue's targets, as a Markdown list of met/missed; "" when no run bears on them."""
+    by = {(r.target, r.size): r for r in all_runs}
+    lines: list[str] = []
+    for (name, size), run in by.items():
+        stock = by.get(("stock", size))
+        if name == "stock" or size != TARGET_SIZE or stock is None:
+            continue
+        for key, wanted in MIN_SPEEDUP.items():
+            a, b = stock.measurements.get(key), run.measurements.get(key)
+            if a is None or b is None or not a.value or not b.value:
+                continue
+            ratio = b.value / a.value if a.unit == "req/s" else a.value / b.value
+            verdict = "met" if ratio >= wanted else "MISSED"
+            lines.append(f"- {size:,} events, {key}: stock/{name} {ratio:.1f}x "
+                         f"(target >= {wanted:g}x): {verdict}")
+    for (name, size), run in by.items():
+        base = by.get((name, SCALING_BASE))
+        if name == "stock" or size != SCALING_SIZE or base is None:
+            continue
+        for key, limit in MAX_SCALING.items():
+            a, b = base.measurements.get(key), run.measurements.get(key)
+            if a is None or b is None:
+                continue
+            ratio = _cost(b) / _cost(a)
+            verdict = "met" if ratio <= limit else "MISSED"
+            lines.append(f"- {name} {key}: {size:,}/{SCALING_BASE:,} events cost {ratio:.2f}x "
+                         f"(target <= {limit:g}x): {verdict}")
+    return "### Targets\n\n" + "\n".join(lines) + "\n" if lines else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,10000",
-                        help="comma-separated event counts (default 1000,10000; 100000 is "
-                             "possible but slow for stock Radicale)")
+                        help="comma-separated event counts (default 1000,10000; sizes above "
+                             "--stock-max-size run without stock Radicale, against the other "
+                             f"targets' own {SCALING_BASE:,}-event numbers)")
     parser.add_argument("--targets", default=",".join(TARGETS),
                         help=f"comma-separated, from: {', '.join(TARGETS)}")
+    parser.add_argument("--stock-max-size", type=int, default=STOCK_MAX_SIZE,
+                        help="largest size stock Radicale is loaded with (default "
+                             f"{STOCK_MAX_SIZE:,}; its cache build at 100k takes many minutes)")
+    parser.add_argument("--gateway-db", metavar="URL",
+                        help="run the gateway on PostgreSQL: a server URL such as "
+                             "postgresql+psycopg://postgres@127.0.0.1:5432/test (a scratch "
+                             "database is created there per size); default a SQLite file")
     parser.add_argument("--repeat", type=int, default=7, help="maximum timed runs per request")
     parser.add_argument("--budget", type=float, default=10.0,
                         help="seconds of timed runs per request type before the repetition "
@@ -395,14 +482,27 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--repeat and --clients must be >= 1, sizes >= {MULTIGET_SIZE}")
     options = Options(repeat=args.repeat, budget=args.budget, clients=args.clients,
                       duration=args.duration, seed=args.seed)
+    if args.gateway_db:
+        gateway_db: str = args.gateway_db
+        TARGETS["gateway"] = lambda workdir: GatewayTarget(workdir, gateway_db)
+
+    # (size, targets at that size): stock only up to --stock-max-size; the others also at
+    # SCALING_BASE when they run alone at some size, to compare with themselves.
+    plan = [(size, [n for n in names if n != "stock" or size <= args.stock_max_size])
+            for size in sizes]
+    alone = {n for size, here in plan for n in here if size > args.stock_max_size}
+    if alone and SCALING_BASE not in sizes:
+        plan.insert(0, (SCALING_BASE, [n for n in names if n in alone]))
 
     all_runs: list[TargetRun] = []
     problems: list[str] = []
-    for size in sizes:
+    for size, here in plan:
+        if not here:
+            continue
         log(f"{size} events, seed {args.seed}: generating")
         events = calgen.generate(size, args.seed)
         runs = []
-        for name in names:
+        for name in here:
             log(f"{size} events: target {name}")
             try:
                 runs.append(run_target(name, events, options))
@@ -413,6 +513,15 @@ def main(argv: list[str] | None = None) -> int:
             problems += compare(size, runs)
             print(table(size, runs, args.clients), flush=True)
         all_runs += runs
+
+    by = {(r.target, r.size): r for r in all_runs}
+    for run in all_runs:
+        base = by.get((run.target, SCALING_BASE))
+        if run.target != "stock" and run.size > args.stock_max_size and base is not None:
+            print(scaling_table(base, run, args.clients), flush=True)
+    verdicts = check_targets(all_runs)
+    if verdicts:
+        print(verdicts, flush=True)
 
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in all_runs], indent=1),

@@ -9,14 +9,23 @@ href is ``<uid>.ics``.  The mix, drawn from a seeded ``random.Random``:
 - the remaining timed single events, 70 % in UTC and 30 % with a TZID;
 - independently of the kind: 20 % with an ORGANIZER and ATTENDEEs, 30 % with a VALARM.
 
-Start times are spread over two years centred on ``ANCHOR``; the benchmark's query windows
-(``WEEK`` and ``MONTH``) lie around the anchor, and ``MONTH`` contains ``WEEK``.  Mutating
-requests (``modified_event``, ``new_event``) use dates far from both windows, so they never
-change what the time-range queries return.
+Constant density: start times are spread uniformly over ``count / EVENTS_PER_WEEK`` weeks (10
+events per week: 1,000 events span ~2 years, 10,000 ~19 years, 100,000 ~190 years), so a
+calendar grows by covering more time, the way a diary does, and a query for one week returns
+about the same number of items (~15-20) at every size.  Every recurring series is bounded
+(COUNT or UNTIL of 4 to 26 weeks), so the number of series overlapping a week is constant too.
+That makes "the week query at 100k costs at most 2x what it costs at 1k" a test of O(what it
+returns).  The span starts ``min(weeks / 2, MAX_PAST_WEEKS)`` weeks before ``ANCHOR`` (so never
+before 1986, well after the 1970 onset of the VTIMEZONEs below) and runs on into the future.
+
+The benchmark's query windows (``WEEK`` and ``MONTH``) lie around the anchor, and ``MONTH``
+contains ``WEEK``.  Mutating requests (``modified_event``, ``new_event``) use dates far from both
+windows, so they never change what the time-range queries return.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import uuid
 from collections.abc import Iterator
@@ -25,7 +34,9 @@ from datetime import UTC, date, datetime, timedelta
 
 # Monday; the US switches to daylight saving time inside the benchmark week (2025-03-09).
 ANCHOR = datetime(2025, 3, 3, tzinfo=UTC)
-SPAN_DAYS = 365  # events start within ANCHOR ± SPAN_DAYS
+EVENTS_PER_WEEK = 10  # constant density: the calendar spans count / EVENTS_PER_WEEK weeks
+MAX_PAST_WEEKS = 2000  # at most ~38 years before ANCHOR; the rest of the span lies after it
+SERIES_WEEKS = (4, 26)  # every weekly series has this many weeks (COUNT or UNTIL)
 WEEK = (ANCHOR, ANCHOR + timedelta(days=7))
 MONTH = (datetime(2025, 3, 1, tzinfo=UTC), datetime(2025, 4, 1, tzinfo=UTC))
 # Fixed, so that the same seed always yields the same bytes (and hence the same ETags).
@@ -173,27 +184,39 @@ def _common(rng: random.Random, uid: str, summary: str, i: int) -> list[str]:
     return lines
 
 
-def _start_local(rng: random.Random) -> datetime:
-    """A naive local start in business hours, ANCHOR ± SPAN_DAYS, on a 15-minute grid."""
-    day = ANCHOR.date() + timedelta(days=rng.randint(-SPAN_DAYS, SPAN_DAYS - 1))
+@dataclass(frozen=True)
+class Span:
+    """The days on which events of one calendar start: ``days`` days from ``first``."""
+
+    first: date
+    days: int
+
+
+def span_for(count: int) -> Span:
+    """The span of a calendar of ``count`` events at EVENTS_PER_WEEK (see the module doc)."""
+    weeks = max(1, math.ceil(count / EVENTS_PER_WEEK))
+    past = min(weeks // 2, MAX_PAST_WEEKS)
+    return Span(ANCHOR.date() - timedelta(weeks=past), weeks * 7)
+
+
+def _start_local(rng: random.Random, span: Span) -> datetime:
+    """A naive local start in business hours within ``span``, on a 15-minute grid."""
+    day = span.first + timedelta(days=rng.randrange(span.days))
     return datetime(day.year, day.month, day.day, rng.randint(7, 18), rng.choice((0, 15, 30, 45)))
 
 
-def _recurring(rng: random.Random, uid: str, summary: str, i: int) -> tuple[list[list[str]], str]:
+def _recurring(rng: random.Random, span: Span, uid: str, summary: str, i: int
+               ) -> tuple[list[list[str]], str]:
     tzid = rng.choice(TZIDS)
-    start = _start_local(rng)
+    start = _start_local(rng, span)
     length = timedelta(minutes=rng.choice((30, 45, 60, 90)))
     master = ["BEGIN:VEVENT", *_common(rng, uid, summary, i),
               f"DTSTART;TZID={tzid}:{_local(start)}", f"DTEND;TZID={tzid}:{_local(start + length)}"]
-    ending = rng.random()
-    count = 52
-    if ending < 1 / 3:
-        master.append("RRULE:FREQ=WEEKLY")  # open-ended: appears in every query window after it
-    elif ending < 2 / 3:
-        count = rng.randint(4, 52)
+    # Always bounded (constant density, see the module doc): half COUNT, half UNTIL.
+    count = rng.randint(*SERIES_WEEKS)
+    if rng.random() < 0.5:
         master.append(f"RRULE:FREQ=WEEKLY;COUNT={count}")
     else:
-        count = rng.randint(4, 52)
         until = start + timedelta(weeks=count - 1, hours=23)
         master.append(f"RRULE:FREQ=WEEKLY;UNTIL={_utc(until.replace(tzinfo=UTC))}")
     extra = rng.random()
@@ -213,24 +236,24 @@ def _recurring(rng: random.Random, uid: str, summary: str, i: int) -> tuple[list
     return vevents, tzid
 
 
-def _event(rng: random.Random, i: int) -> CalEvent:
+def _event(rng: random.Random, span: Span, i: int) -> CalEvent:
     uid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
     summary = f"{rng.choice(_SUBJECTS)} \N{EN DASH} {rng.choice(_COMPANIES)}"
     roll = rng.random()
     tzid: str | None = None
     if roll < 0.05:
         kind = "recurring"
-        vevents, tzid = _recurring(rng, uid, summary, i)
+        vevents, tzid = _recurring(rng, span, uid, summary, i)
     elif roll < 0.15:
         kind = "allday"
-        day = _start_local(rng).date()
+        day = _start_local(rng, span).date()
         vevents = [["BEGIN:VEVENT", *_common(rng, uid, summary, i),
                     f"DTSTART;VALUE=DATE:{_day(day)}",
                     f"DTEND;VALUE=DATE:{_day(day + timedelta(days=rng.choice((1, 1, 1, 2, 3))))}",
                     "TRANSP:TRANSPARENT"]]
     else:
         kind = "timed"
-        start = _start_local(rng)
+        start = _start_local(rng, span)
         end = start + timedelta(minutes=rng.choice((15, 30, 30, 60, 60, 90, 120)))
         vevent = ["BEGIN:VEVENT", *_common(rng, uid, summary, i)]
         if rng.random() < 0.3:
@@ -252,10 +275,12 @@ def _event(rng: random.Random, i: int) -> CalEvent:
 def generate(count: int, seed: int = 1) -> list[CalEvent]:
     """``count`` events; the same (count, seed) always gives the same list, byte for byte.
 
-    A smaller count is a prefix of a larger one with the same seed.
+    The span grows with ``count`` (constant density), so a smaller count is NOT a prefix of a
+    larger one: the same draws land on other dates.
     """
     rng = random.Random(seed)
-    events = [_event(rng, i) for i in range(count)]
+    span = span_for(count)
+    events = [_event(rng, span, i) for i in range(count)]
     if len({e.uid for e in events}) != count:  # 128 random bits: a repeat means a broken generator
         raise RuntimeError("duplicate UID generated")
     return events

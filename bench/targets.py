@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bench.calgen import CalEvent
+from bench.gateway_target import GatewayTarget
 from bench.stock import StockRadicale
 
 
@@ -50,12 +51,12 @@ class Target(Protocol):
 
 TargetFactory = Callable[[Path], Target]
 
-# THE REGISTRATION POINT.  Name -> factory taking the scratch directory.  The gateway target
-# (Twisted host + our storage plugin over the CRM database) is added here when it exists, e.g.
-#     from bench.gateway_target import GatewayTarget
-#     TARGETS["gateway"] = GatewayTarget
+# THE REGISTRATION POINT.  Name -> factory taking the scratch directory.  "gateway" is the
+# Twisted host + our storage plugin over a scratch CRM database (SQLite; bench/caldav.py's
+# --gateway-db replaces the factory with one bound to a PostgreSQL server).
 # The column order of the report follows this dict; "stock" must stay first because ratios
 # are reported as stock / <other target>.
 TARGETS: dict[str, TargetFactory] = {
     "stock": StockRadicale,
+    "gateway": GatewayTarget,
 }
