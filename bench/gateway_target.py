@@ -37,6 +37,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bench.calgen import CalEvent
+from bench.server_process import log_tail, wait_until_up
 from gateway import app_passwords, calendar_writes, calendars
 from gateway.db import Store
 from gateway.diary_types import create_type
@@ -177,27 +178,13 @@ class GatewayTarget:
         return f"http://127.0.0.1:{self.port}/{USER}/{self.slug}/"
 
     def _wait_until_up(self, health_url: str) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the gateway exited with {self.process.returncode}: "
-                                   f"{self.log_tail()}")
-            try:
-                if requests.get(health_url, timeout=2).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the gateway did not answer within {START_TIMEOUT:.0f} s: "
-                                   f"{self.log_tail()}")
-            time.sleep(0.1)
+        assert self.process is not None
+        wait_until_up(self.process,
+                      lambda: requests.get(health_url, timeout=2).status_code == 200,
+                      "the gateway", self.log_path, START_TIMEOUT)
 
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no log)"
+    def log_tail(self) -> str:
+        return log_tail(self.log_path)
 
     def stop(self) -> None:
         if self.process is not None:

@@ -15,13 +15,13 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import requests
 
 from bench.calgen import CalEvent
+from bench.server_process import log_tail, wait_until_up
 
 USER = "bench"
 PASSWORD = "bench-password"
@@ -100,26 +100,13 @@ class StockRadicale:
         return url
 
     def _wait_until_up(self, url: str) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Radicale exited with {self.process.returncode}: "
-                                   f"{self.log_tail()}")
-            try:
-                requests.request("OPTIONS", url, timeout=2)
-                return
-            except requests.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"Radicale did not answer within {START_TIMEOUT:.0f} s: "
-                                       f"{self.log_tail()}") from None
-                time.sleep(0.1)
+        assert self.process is not None
+        wait_until_up(self.process,
+                      lambda: requests.request("OPTIONS", url, timeout=2) is not None,
+                      "Radicale", self.log_path, START_TIMEOUT)
 
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no log)"
+    def log_tail(self) -> str:
+        return log_tail(self.log_path)
 
     def stop(self) -> None:
         if self.process is None:
