@@ -104,12 +104,16 @@ def _participants(session: Session, user: User, data: EventData) -> list[EntryPa
 
 
 def put_event(
-    session: Session, user: User, calendar: CalendarView, href: str, text: str
+    session: Session, user: User, calendar: CalendarView, href: str, text: str,
+    parsed: EventData | None = None,
 ) -> Outcome:
-    """Create or replace the event at ``href`` in one of the user's type calendars."""
+    """Create or replace the event at ``href`` in one of the user's type calendars.
+
+    ``parsed`` is ``parse_client_object(text)`` when the caller already has it.
+    """
     check_writable(calendar)
     check_href(href)
-    data = parse_client_object(text)
+    data = parsed if parsed is not None else parse_client_object(text)
     entry = entry_at(session, calendar, href)
     created = entry is None
     if entry is not None and entry.uid != data.uid:

@@ -195,7 +195,10 @@ class CalendarCollection(storage.BaseCollection):
     ) -> tuple[radicale_item.Item, radicale_item.Item | None]:
         request = context.current()
         # Keep the client's bytes; Radicale's item is a vobject re-serialisation.
-        text = request.body if request.method == "PUT" and request.body else item.serialize()
+        if request.method == "PUT" and request.body:
+            text, parsed = request.body, request.parsed
+        else:
+            text, parsed = item.serialize(), None
         context.forget_calendars()
         with self._store.transaction() as session:
             user = get_user(session, self.username)
@@ -203,7 +206,8 @@ class CalendarCollection(storage.BaseCollection):
             shown = calendars.items_by_href(session, self.view, [href]).get(href)
             old = make_item(self, shown) if shown else None
             try:
-                outcome = calendar_writes.put_event(session, user, self.view, href, text)
+                outcome = calendar_writes.put_event(session, user, self.view, href, text,
+                                                   parsed)
             except DomainError as exc:
                 raise ValueError(str(exc)) from exc
         return make_item(self, outcome.item), old

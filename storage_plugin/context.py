@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass, field
 
 from gateway.calendars import CalendarView
+from gateway.ical import EventData
 
 
 @dataclass
@@ -18,6 +19,8 @@ class RequestContext:
     # The request body exactly as the client sent it (decoded), for PUT: the storage keeps
     # these bytes instead of Radicale's vobject re-serialisation.
     body: str | None = None
+    # What the host already parsed out of ``body`` when it checked it (one parse per PUT).
+    parsed: EventData | None = None
     # Calendars looked up during this request, by (user, slug); None for "no such calendar".
     # Radicale discovers a PUT's or DELETE's calendar twice (item, then parent); a write
     # forgets them (``forget_calendars``).
@@ -32,8 +35,8 @@ def current() -> RequestContext:
     return context if context is not None else RequestContext()
 
 
-def begin(method: str, body: str | None) -> None:
-    _local.context = RequestContext(method, body)
+def begin(method: str, body: str | None, parsed: EventData | None = None) -> None:
+    _local.context = RequestContext(method, body, parsed)
 
 
 def end() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from gateway.calendar_writes import UnsupportedCalendarComponent, parse_client_object
 from gateway.errors import Invalid
+from gateway.ical import EventData
 from storage_plugin import context
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class GatewayMiddleware:
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "")
         body_text: str | None = None
+        parsed: EventData | None = None
         if method == "PUT" and _is_event_path(environ.get("PATH_INFO", "")):
             raw = environ["wsgi.input"].read()
             environ["wsgi.input"] = io.BytesIO(raw)
@@ -65,7 +67,7 @@ class GatewayMiddleware:
                 return _respond(start_response, "400 Bad Request",
                                 b"the calendar object is not UTF-8 text\n", "text/plain")
             try:
-                parse_client_object(body_text)
+                parsed = parse_client_object(body_text)
             except UnsupportedCalendarComponent as exc:
                 log.info("PUT %s refused: %s", environ.get("PATH_INFO"), exc)
                 return _respond(start_response, "403 Forbidden", UNSUPPORTED_COMPONENT,
@@ -75,7 +77,7 @@ class GatewayMiddleware:
                 return _respond(start_response, "400 Bad Request",
                                 f"invalid calendar object: {exc}\n".encode(),
                                 "text/plain; charset=utf-8")
-        context.begin(method, body_text)
+        context.begin(method, body_text, parsed)
         try:
             return self._rewrite_403(environ, start_response)
         finally:
