@@ -55,8 +55,13 @@ def revoke(session: Session, user: User, password_id: int) -> AppPassword:
 def verify(session: Session, login: str, password: str) -> User | None:
     """The user whose live app password this is, or None. Costs one argon2 per candidate."""
     user = find_login(session, login)
-    if user is None:
+    if user is None or not matches(session, user, password):
         return None
+    return user
+
+
+def matches(session: Session, user: User, password: str) -> bool:
+    """Whether ``password`` is one of ``user``'s live app passwords (one argon2 each)."""
     rows = session.scalars(
         select(AppPassword).where(AppPassword.user_id == user.id, AppPassword.revoked_at.is_(None))
     )
@@ -65,5 +70,5 @@ def verify(session: Session, login: str, password: str) -> User | None:
             _hasher.verify(row.password_hash, password)
         except (VerificationError, InvalidHashError):
             continue
-        return user
-    return None
+        return True
+    return False

@@ -62,7 +62,7 @@ class Auth(auth.BaseAuth):
                 reason = "no such user"
             elif not user.diary_sync:
                 reason = f"diary sync is off for user {user.username!r}"
-            elif app_passwords.verify(session, login, password) is None:
+            elif not app_passwords.matches(session, user, password):
                 reason = "wrong or revoked app password"
             username = user.username if user is not None else ""
         if reason is not None:
