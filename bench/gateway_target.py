@@ -7,7 +7,7 @@ only serves to connect).  It is migrated with ``Store.upgrade()`` (what ``crm-ga
 upgrade`` runs), then gets one user with diary sync and an app password and one syncable diary
 type "Bench", whose slug ``bench`` is the calendar.
 
-``load`` writes the events through the real service path, ``calendar_writes.put_event`` (what a
+``load`` writes the events through the real service path, ``client_writes.put_event`` (what a
 client PUT runs after Radicale), in transactions of ``CHUNK`` events: CRM fields,
 participants, publication rows and the occurrence index are built exactly as for a PUT, and the
 generator's hrefs are kept.  Only HTTP, Radicale and the per-request transaction are skipped
@@ -38,7 +38,7 @@ from sqlalchemy.engine import make_url
 
 from bench.calgen import CalEvent
 from bench.server_process import log_tail, wait_until_up
-from gateway import app_passwords, calendar_writes, calendars
+from gateway import app_passwords, calendars, client_writes
 from gateway.db import Store
 from gateway.diary_types import create_type
 from gateway.publication import publish_user
@@ -123,7 +123,7 @@ class GatewayTarget:
 
     def load(self, events: Sequence[CalEvent]) -> None:
         """Replace the calendar's content: every event there is deleted (as a client DELETE
-        would), then ``events`` are created through ``calendar_writes.put_event``."""
+        would), then ``events`` are created through ``client_writes.put_event``."""
         store = self._provision()
         self._delete_all(store)
         self._put_all(store, events)
@@ -134,7 +134,7 @@ class GatewayTarget:
             view = calendars.user_calendar(session, user, self.slug)
             assert view is not None
             for item in calendars.all_items(session, view):
-                calendar_writes.delete_event(session, user, view, item.href)
+                client_writes.delete_event(session, user, view, item.href)
 
     def _put_all(self, store: Store, events: Sequence[CalEvent]) -> None:
         started = time.perf_counter()
@@ -144,7 +144,7 @@ class GatewayTarget:
                 view = calendars.user_calendar(session, user, self.slug)
                 assert view is not None
                 for event in events[first:first + CHUNK]:
-                    calendar_writes.put_event(session, user, view, event.href, event.text)
+                    client_writes.put_event(session, user, view, event.href, event.text)
             done = min(first + CHUNK, len(events))
             if len(events) > CHUNK:
                 elapsed = time.perf_counter() - started

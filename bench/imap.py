@@ -146,7 +146,7 @@ class ServiceClock:
 
 async def gateway_runs(reactor: Any, template: Path, work: Path, repeat: int,
                        expected: int) -> dict[str, list[float]]:
-    from bcc_ingest.imap_service import make_context, owner_name, poll_once
+    from bcc_ingest.imap.service import make_context, owner_name, poll_once
     from gateway.config import load
     from gateway.db import Store
 
@@ -196,9 +196,9 @@ async def held_passes(ctx: Any, count: int) -> list[float]:
     """
     from twisted.internet.threads import deferToThreadPool
 
-    from bcc_ingest.imap_session import AccountSession
+    from bcc_ingest.imap.session import AccountSession
+    from gateway.clock import utcnow
     from gateway.mail_leases import lease_accounts, release
-    from gateway.models import utcnow
 
     reactor = ctx.reactor
 
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         seed_store(template, crm, server.port, "bench secret key")
         from twisted.internet import defer
 
-        from gateway.server import install_reactor
+        from gateway.host import install_reactor
 
         reactor = install_reactor()  # the asyncio reactor, as `crm-gateway serve` runs it
         outcome: list[Any] = []

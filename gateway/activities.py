@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from bcc_ingest.parse import ParsedEmail
 from gateway.activity_writes import (
     activity_row,
     add_attachments,
@@ -24,13 +23,13 @@ from gateway.activity_writes import (
     storage_key,
 )
 from gateway.blobs import put_blobs
-from gateway.config import Config
 from gateway.directory import Directory, domain_of
+from gateway.logging_policy import LoggingPolicy
+from gateway.mail.addresses import Address
+from gateway.mail.parse import ParsedEmail
 from gateway.models import User
 from gateway.participants import (
-    FREE_MAIL_DOMAINS,
     Links,
-    Participant,
     is_known,
     make_contacts,
     resolve_links,
@@ -40,27 +39,6 @@ from gateway.participants import (
 LOGGED = "logged"
 LINKED = "linked"
 NOT_LOGGED = "not_logged"
-
-
-@dataclass(frozen=True)
-class LoggingPolicy:
-    """What gets logged and who becomes a contact; see ``gateway.participants``."""
-
-    logging_address: str
-    internal_domains: frozenset[str]
-    never_log: frozenset[str]  # addresses or domains
-    auto_create_contacts: bool
-    free_mail_domains: frozenset[str]
-
-    @classmethod
-    def from_config(cls, config: Config) -> LoggingPolicy:
-        return cls(
-            logging_address=config.get("smtp", "logging_address"),
-            internal_domains=frozenset(config.get("smtp", "internal_domains")),
-            never_log=frozenset(config.get("smtp", "never_log")),
-            auto_create_contacts=config.get("smtp", "auto_create_contacts"),
-            free_mail_domains=FREE_MAIL_DOMAINS,
-        )
 
 
 @dataclass(frozen=True)
@@ -77,7 +55,7 @@ class _ToLog:
     index: int
     parsed: ParsedEmail
     raw: bytes
-    external: tuple[Participant, ...]
+    external: tuple[Address, ...]
     key: str
 
 
@@ -116,7 +94,7 @@ def record_emails(session: Session, messages: Sequence[tuple[ParsedEmail, bytes]
 
 
 def _rules(parsed: ParsedEmail, policy: LoggingPolicy, directory: Directory
-           ) -> tuple[LogOutcome | None, tuple[Participant, ...]]:
+           ) -> tuple[LogOutcome | None, tuple[Address, ...]]:
     """Why the message is not logged, or None and its external participants."""
     if parsed.is_bulk:
         return LogOutcome(NOT_LOGGED, None, f"not logged: bulk mail ({parsed.bulk_reason})"), ()
@@ -180,7 +158,7 @@ def is_relevant(session: Session, addresses: Iterable[str], *, user: User,
     emails = [a.lower() for a in addresses]
     if directory is None:
         directory = Directory.load(session, emails)
-    people = sort_participants((Participant(e) for e in emails), policy, directory)
+    people = sort_participants((Address(e) for e in emails), policy, directory)
     if people.blocked_by is not None:
         return False
     return is_known(people.external, policy, directory)
@@ -206,11 +184,11 @@ def relevant_messages(session: Session, address_sets: Sequence[frozenset[str]], 
     return [answers[addresses] for addresses in address_sets]
 
 
-def participants_of(parsed: ParsedEmail) -> list[Participant]:
+def participants_of(parsed: ParsedEmail) -> list[Address]:
     """Everyone on the message: From, To, Cc, and Bcc (present in the sender's own copy)."""
-    found = [parsed.sender] if parsed.sender is not None else []
+    found: list[Address] = [parsed.sender] if parsed.sender is not None else []
     found += [*parsed.to, *parsed.cc, *parsed.bcc]
-    return [Participant(a.email, a.name) for a in found]
+    return found
 
 
 def _logged_reason(activity_id: int, parsed: ParsedEmail, user: User, links: Links) -> str:

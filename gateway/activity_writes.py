@@ -14,9 +14,10 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bcc_ingest.parse import Address, ParsedEmail
 from gateway.blobs import put_blobs
-from gateway.models import Activity, ActivityLink, Attachment, User, utcnow
+from gateway.clock import utcnow
+from gateway.mail.parse import Address, ParsedEmail
+from gateway.models import Activity, ActivityLink, Attachment, User
 from gateway.participants import Links, is_logging_address
 from gateway.upsert import insert_many_or_nothing, table_of
 

@@ -10,8 +10,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.clock import utcnow
 from gateway.errors import Invalid, NotFound
-from gateway.models import AppPassword, User, utcnow
+from gateway.models import AppPassword, User
 from gateway.users import find_login
 
 _hasher = PasswordHasher()

@@ -1,4 +1,4 @@
-"""BCC logging addresses, and whose mail they log (ARCHITECTURE.md, "Email logging").
+"""BCC logging addresses, their secret tokens, and whose mail they log (docs/ARCHITECTURE.md).
 
 Two kinds of address are accepted: the shared ``smtp.logging_address`` (``log@domain``) and each
 user's secret sub-address ``log+<token>@domain``. Mail to a secret address is the token
@@ -9,13 +9,13 @@ from them (DKIM, trusted relay) is the SMTP edge's part.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.models import User
-from gateway.users import rotate_bcc_token
 
 SHARED = "shared"  # the shared logging address
 USER = "user"  # a user's secret address, user_id says whose
@@ -42,6 +42,11 @@ def _split(address: str) -> tuple[str, str]:
     return local, domain
 
 
+def new_bcc_token() -> str:
+    # 16 hex digits (64 bits): unguessable, and survives a local part being case-folded.
+    return secrets.token_hex(8)
+
+
 def user_address(user: User, logging_address: str) -> str:
     """The user's secret logging address (``log+<token>@domain``)."""
     local, domain = _split(logging_address)
@@ -52,7 +57,8 @@ def bcc_address(session: Session, user: User, logging_address: str, *, rotate: b
     """The user's secret address; ``rotate`` (or a user without a token yet) issues a new one,
     after which the old address is refused."""
     if rotate or not user.bcc_token:
-        rotate_bcc_token(session, user)
+        user.bcc_token = new_bcc_token()
+        session.flush()
     return user_address(user, logging_address)
 
 

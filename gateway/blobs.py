@@ -19,13 +19,9 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def put_blob(session: Session, data: bytes) -> str:
-    """Store ``data`` unless the same bytes are stored already; returns its SHA-256."""
-    return put_blobs(session, [data])[0]
-
-
 def put_blobs(session: Session, items: Sequence[bytes]) -> list[str]:
-    """``put_blob`` for each of ``items``, in a few statements; returns their SHA-256s."""
+    """Store each of ``items`` unless the same bytes are stored already, in a few statements;
+    returns their SHA-256s."""
     if not items:
         return []
     digests = [sha256_hex(data) for data in items]

@@ -10,10 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway import app_passwords
+from gateway.clock import utcnow
 from gateway.contacts import create_account, create_contact, find_contact
 from gateway.diary_types import create_type
 from gateway.entries import EntryDraft, all_day_bounds, create_entry
-from gateway.models import Account, AppPassword, DiaryEntry, DiaryType, User, utcnow
+from gateway.models import Account, AppPassword, DiaryEntry, DiaryType, User
 from gateway.publication import publish_user
 from gateway.users import UserChanges, create_user, update_user
 

@@ -1,6 +1,6 @@
 """Diary entries changed from the CRM side (CLI, API).
 
-Rules (ARCHITECTURE.md): recurring entries and entries organised outside the CRM are read-only
+Rules (docs/ARCHITECTURE.md): recurring entries and entries organised outside the CRM are read-only
 here (the calendar client may still change them); delete is a tombstone; participants are
 resolved to users, contacts or external emails. The stored iCalendar is the entry's source of
 truth: CRM-made entries are rendered once, deterministically, and later CRM edits patch it.
@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from gateway.clock import utcnow
 from gateway.contacts import find_contact
 from gateway.diary_types import get_type
 from gateway.errors import Invalid, NotFound, ReadOnly
@@ -32,7 +33,7 @@ from gateway.ical import (
     patch_event,
     render_event,
 )
-from gateway.models import DiaryEntry, EntryParticipant, User, utcnow
+from gateway.models import DiaryEntry, EntryParticipant, User
 from gateway.publication import publish_entry
 from gateway.users import get_user, normalise_email
 
@@ -185,7 +186,7 @@ def get_entry(session: Session, entry_id: int) -> DiaryEntry:
 
 
 def check_crm_writable(entry: DiaryEntry) -> None:
-    """Refuse CRM-side changes to entries the CRM does not own (ARCHITECTURE.md rules)."""
+    """Refuse CRM-side changes to entries the CRM does not own (docs/ARCHITECTURE.md rules)."""
     if entry.rrule or entry.has_overrides:
         raise ReadOnly(
             f"entry {entry.id} is recurring: recurring entries are read-only on the CRM side "

@@ -3,7 +3,7 @@
 One account per user. The password is stored only as a `SecretBox` token and never leaves
 this module in a description. Changing the settings is the way out of a pause caused by a
 failed login: the poller pauses an account whose server refused the password, and
-`set_account` clears that pause (issue 5).
+`set_account` clears that pause.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from gateway.clock import utcnow
 from gateway.errors import Invalid, NotFound
-from gateway.models import MailAccount, MailFolderCursor, User, utcnow
+from gateway.models import MailAccount, MailFolderCursor, User
 from gateway.secrets import SecretBox
 
 TLS_MODES = ("ssl", "starttls", "none")

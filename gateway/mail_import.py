@@ -17,16 +17,16 @@ from datetime import datetime
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from bcc_ingest.parse import ParsedEmail
 from gateway.activities import (
     LINKED,
     LOGGED,
-    LoggingPolicy,
     record_email,
     record_emails,
     relevant_messages,
 )
 from gateway.db import Store
+from gateway.logging_policy import LoggingPolicy
+from gateway.mail.parse import ParsedEmail
 from gateway.mail_leases import LeaseLost, hold, save_cursor
 from gateway.models import InboundMessage, User
 

@@ -20,7 +20,7 @@ from gateway.db import Store
 from gateway.models import MailAccount, MailFolderCursor, User
 from gateway.secrets import SecretBox
 
-# A holder renews well before this runs out (see bcc_ingest.imap_service).
+# A holder renews well before this runs out (see bcc_ingest.imap.service).
 LEASE_SECONDS = 120
 BACKOFF_BASE_SECONDS = 60
 

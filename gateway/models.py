@@ -1,4 +1,4 @@
-"""The CRM model: the store is the CRM's diary and activity record (ARCHITECTURE.md).
+"""The CRM model: the store is the CRM's diary and activity record (docs/ARCHITECTURE.md).
 
 Invariants live in the database: uniqueness of usernames, UIDs, contact emails and
 Message-IDs is a constraint; immutability of activities and attachments is a trigger
@@ -30,9 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+from gateway.clock import utcnow
 
 
 class UTCDateTime(TypeDecorator[datetime]):

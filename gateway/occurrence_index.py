@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from gateway.clock import utcnow
 from gateway.ical import occurrences
-from gateway.models import DiaryEntry, utcnow
+from gateway.models import DiaryEntry
 
 # Instances longer than this are flagged "long" and found by a separate, small scan; shorter
 # ones by a range scan over start times no earlier than (window start - LONG).

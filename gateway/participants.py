@@ -1,4 +1,4 @@
-"""Who a message involves, as the CRM sees them (ARCHITECTURE.md, "Email logging").
+"""Who a message involves, as the CRM sees them (docs/ARCHITECTURE.md, "Email logging").
 
 Every address of a message is one of: a logging address (ignored), on ``never_log`` (the
 message is not logged), internal (a CRM user's address or one of ``internal_domains``), or
@@ -11,43 +11,25 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from gateway.clock import utcnow
 from gateway.directory import Directory, domain_of, known_contacts
 from gateway.errors import Invalid
-from gateway.models import Contact, ContactEmail, utcnow
+from gateway.logging_policy import LoggingPolicy
+from gateway.mail.addresses import Address
+from gateway.models import Contact, ContactEmail
 from gateway.upsert import table_of
 from gateway.users import normalise_email
-
-if TYPE_CHECKING:
-    from gateway.activities import LoggingPolicy
-
-# Domains anyone can get an address at: they say nothing about a customer's company.
-FREE_MAIL_DOMAINS = frozenset({
-    "aol.com", "gmail.com", "googlemail.com", "gmx.com", "gmx.de", "gmx.net", "hey.com",
-    "hotmail.co.uk", "hotmail.com", "hotmail.fr", "icloud.com", "live.com", "mac.com",
-    "mail.com", "mail.ru", "me.com", "msn.com", "outlook.com", "proton.me", "protonmail.com",
-    "qq.com", "t-online.de", "web.de", "yahoo.co.uk", "yahoo.com", "yahoo.fr", "yandex.com",
-    "yandex.ru", "zoho.com",
-})
-
-
-@dataclass(frozen=True)
-class Participant:
-    """One address of a message, lower-cased, with the display name it came with."""
-
-    email: str
-    name: str | None = None
 
 
 @dataclass(frozen=True)
 class Sorted:
     """The outcome of sorting a message's addresses."""
 
-    external: tuple[Participant, ...]
+    external: tuple[Address, ...]
     blocked_by: str | None  # the never_log entry that names a participant
 
 
@@ -80,12 +62,12 @@ def is_logging_address(email: str, logging_address: str) -> bool:
 
 
 def sort_participants(
-    participants: Iterable[Participant], policy: LoggingPolicy, directory: Directory
+    participants: Iterable[Address], policy: LoggingPolicy, directory: Directory
 ) -> Sorted:
-    first: dict[str, Participant] = {}
+    first: dict[str, Address] = {}
     for participant in participants:
         first.setdefault(participant.email.lower(), participant)
-    external: list[Participant] = []
+    external: list[Address] = []
     for email, participant in first.items():
         if is_logging_address(email, policy.logging_address):
             continue
@@ -94,11 +76,11 @@ def sort_participants(
             return Sorted((), entry)
         if email in directory.user_emails or named_by(policy.internal_domains, email) is not None:
             continue
-        external.append(Participant(email, participant.name))
+        external.append(Address(email, participant.name))
     return Sorted(tuple(external), None)
 
 
-def is_known(external: Iterable[Participant], policy: LoggingPolicy, directory: Directory) -> bool:
+def is_known(external: Iterable[Address], policy: LoggingPolicy, directory: Directory) -> bool:
     """Does any address belong to a contact, or its domain to an account?"""
     return any(
         p.email in directory.contacts
@@ -108,7 +90,7 @@ def is_known(external: Iterable[Participant], policy: LoggingPolicy, directory: 
 
 
 def make_contacts(
-    session: Session, people: Iterable[Participant], policy: LoggingPolicy, directory: Directory
+    session: Session, people: Iterable[Address], policy: LoggingPolicy, directory: Directory
 ) -> set[str]:
     """Make a contact of each unknown person, where the policy allows; returns their addresses.
 
@@ -147,7 +129,7 @@ def make_contacts(
 
 
 def resolve_links(
-    external: Iterable[Participant], policy: LoggingPolicy, directory: Directory,
+    external: Iterable[Address], policy: LoggingPolicy, directory: Directory,
     fresh: set[str],
 ) -> Links:
     """The contacts and accounts of external participants, from ``directory``.
@@ -184,7 +166,7 @@ def _contact_address(email: str, directory: Directory) -> str | None:
         return None  # quoted or otherwise exotic local parts stay out of the CRM
 
 
-def _name(person: Participant) -> str:
+def _name(person: Address) -> str:
     return (person.name or "").replace("\x00", "").strip()[:200]
 
 

@@ -4,7 +4,7 @@ Every change to an entry, its participants, a type's ``syncable`` flag, a user's
 state or sync profile calls one of the ``publish_*`` functions in the same transaction. They
 compare what each affected calendar should show with its ``published_items`` rows and write
 only the differences, each under a new revision of that calendar. The CalDAV layer then serves
-listings, getctag and sync-collection straight from those rows (ARCHITECTURE.md).
+listings, getctag and sync-collection straight from those rows (docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Insert-or-nothing on both dialects: idempotent writes rest on UNIQUE constraints.
 
 A query followed by an insert races with a concurrent writer; ``INSERT .. ON CONFLICT DO
-NOTHING`` lets the database decide (STYLE.md, "invariants live in the database"). Statements
+NOTHING`` lets the database decide (docs/ARCHITECTURE.md, "Conventions"). Statements
 are Core and take their rows as parameters, so a batch is one executemany (SQLAlchemy's
 "insertmanyvalues") and the compiled statement is cached.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Row, Table, literal_column
+from sqlalchemy import ColumnElement, Row, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -26,13 +26,6 @@ def _insert(session: Session, model: type[Base]) -> Any:
     dialect = session.get_bind().dialect.name
     module: Any = postgresql if dialect == "postgresql" else sqlite
     return module.insert(table_of(model)).on_conflict_do_nothing()
-
-
-def insert_or_nothing(session: Session, model: type[Base], values: dict[str, Any]) -> bool:
-    """Insert one row unless it clashes with a unique constraint; True if it was inserted."""
-    # A returned row, not the row count: psycopg reports -1 for an INSERT .. RETURNING.
-    statement = _insert(session, model).returning(literal_column("1"))
-    return session.execute(statement, values).first() is not None
 
 
 def insert_many_or_nothing(

@@ -1,14 +1,14 @@
-"""CRM users: creation, settings, diary-sync eligibility, BCC tokens."""
+"""CRM users: creation, settings, diary-sync eligibility."""
 
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from gateway.bcc_addresses import new_bcc_token
 from gateway.errors import Conflict, Invalid, NotFound
 from gateway.models import User
 
@@ -31,11 +31,6 @@ def check_username(value: str) -> str:
             "or '-', starting with a letter or digit"
         )
     return value
-
-
-def new_bcc_token() -> str:
-    # 16 hex digits (64 bits): unguessable, and survives a local part being case-folded.
-    return secrets.token_hex(8)
 
 
 def get_user(session: Session, username: str) -> User:
@@ -114,12 +109,6 @@ def update_user(session: Session, user: User, changes: UserChanges) -> bool:
         user.name = changes.name
     session.flush()
     return republish
-
-
-def rotate_bcc_token(session: Session, user: User) -> str:
-    user.bcc_token = new_bcc_token()
-    session.flush()
-    return user.bcc_token
 
 
 def list_users(session: Session) -> list[User]:

@@ -30,11 +30,6 @@ def _key(login: str, password: str) -> str:
     return hashlib.sha256(f"{login}\0{password}".encode()).hexdigest()
 
 
-def forget_cached_logins() -> None:
-    with _cache_lock:
-        _cache.clear()
-
-
 class Auth(auth.BaseAuth):
     def __init__(self, configuration: Any) -> None:
         super().__init__(configuration)

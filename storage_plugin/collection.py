@@ -1,8 +1,8 @@
 """Radicale collections that are projections of the CRM diary.
 
 Each object is a snapshot taken in ``discover``: self-contained and safe to use from several
-threads after the storage lock is released (RADICALE_NOTES.md). Reads go to
-:mod:`gateway.calendars`, writes to :mod:`gateway.calendar_writes`.
+threads after the storage lock is released (docs/RADICALE.md). Reads go to
+:mod:`gateway.calendars`, writes to :mod:`gateway.client_writes`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import radicale.item as radicale_item
 from radicale import storage
 from radicale.item import filter as radicale_filter
 
-from gateway import calendar_writes, calendars
+from gateway import calendars, client_writes
 from gateway.calendars import CalendarView, ItemView
 from gateway.db import Store
 from gateway.errors import DomainError
@@ -128,7 +128,7 @@ class CalendarCollection(storage.BaseCollection):
     def set_meta(self, props: Mapping[str, str]) -> None:
         context.forget_calendars()
         with self._store.transaction() as session:
-            calendar_writes.set_props(session, get_user(session, self.username), self.view,
+            client_writes.set_props(session, get_user(session, self.username), self.view,
                                       dict(props))
 
     @property
@@ -206,7 +206,7 @@ class CalendarCollection(storage.BaseCollection):
             shown = calendars.items_by_href(session, self.view, [href]).get(href)
             old = make_item(self, shown) if shown else None
             try:
-                outcome = calendar_writes.put_event(session, user, self.view, href, text,
+                outcome = client_writes.put_event(session, user, self.view, href, text,
                                                    parsed)
             except DomainError as exc:
                 raise ValueError(str(exc)) from exc
@@ -219,6 +219,6 @@ class CalendarCollection(storage.BaseCollection):
         with self._store.transaction() as session:
             user = get_user(session, self.username)
             try:
-                calendar_writes.delete_event(session, user, self.view, href)
+                client_writes.delete_event(session, user, self.view, href)
             except DomainError as exc:
                 raise ValueError(str(exc)) from exc

@@ -74,5 +74,5 @@ class Rights(rights.BaseRights):
         if writable:
             return "rw"
         # Cosmetic PROPPATCH (colour, order) is accepted on read-only calendars too: a 403
-        # there has made macOS stop syncing the calendar (CALDAV_INTEROP.md).
+        # there has made macOS stop syncing the calendar (docs/CALDAV_CLIENTS.md).
         return "rw" if context.current().method == "PROPPATCH" else "r"

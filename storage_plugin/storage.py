@@ -16,7 +16,7 @@ from typing import Any
 import radicale.item as radicale_item
 from radicale import pathutils, storage, types
 
-from gateway import calendar_writes, calendars
+from gateway import calendars, client_writes
 from gateway.db import Store
 from gateway.errors import DomainError
 from gateway.models import User
@@ -135,7 +135,7 @@ class Storage(storage.BaseStorage):
         with self.store.transaction() as session:
             user = get_user(session, source.username)
             try:
-                calendar_writes.move_event(session, user, source.view, item.href,
+                client_writes.move_event(session, user, source.view, item.href,
                                            to_collection.view, to_href)
             except DomainError as exc:
                 raise ValueError(str(exc)) from exc

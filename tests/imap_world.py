@@ -18,8 +18,8 @@ from typing import Any
 from peers.dovecot import DovecotServer
 from sqlalchemy import select
 
-from bcc_ingest.imap_service import make_context, owner_name, poll_once
-from bcc_ingest.imap_session import AccountReport
+from bcc_ingest.imap.service import make_context, owner_name, poll_once
+from bcc_ingest.imap.session import AccountReport
 from gateway.config import Config, load
 from gateway.contacts import create_account, create_contact
 from gateway.db import Store

@@ -13,12 +13,10 @@ from peers.bcc_listener import BUYER, World, seed_world
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bcc_ingest.parse import ParseLimits, parse_message
 from gateway.activities import (
     LINKED,
     LOGGED,
     NOT_LOGGED,
-    LoggingPolicy,
     LogOutcome,
     is_relevant,
     record_email,
@@ -29,8 +27,9 @@ from gateway.activity_queries import links_of
 from gateway.blobs import get_blob
 from gateway.contacts import create_account, find_contact
 from gateway.db import Store
+from gateway.logging_policy import FREE_MAIL_DOMAINS, LoggingPolicy
+from gateway.mail.parse import ParseLimits, parse_message
 from gateway.models import Activity, Contact, User
-from gateway.participants import FREE_MAIL_DOMAINS
 
 EML = Path(__file__).parent / "fixtures" / "eml"
 POLICY = LoggingPolicy(

@@ -28,11 +28,12 @@ from peers.gateway_process import serve
 from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 
-from bcc_ingest.processing import ProcessingSettings, process_next
-from gateway.activities import LoggingPolicy
+from bcc_ingest.smtp.queue_worker import ProcessingSettings, process_next
+from gateway.clock import utcnow
 from gateway.db import Store
-from gateway.inbound import claim_next, enqueue, retry
-from gateway.models import Activity, InboundMessage, User, utcnow
+from gateway.inbound_queue import claim_next, enqueue, retry
+from gateway.logging_policy import LoggingPolicy
+from gateway.models import Activity, InboundMessage, User
 
 QUOTE = "smtp/quote_with_attachments.eml"
 

@@ -27,8 +27,8 @@ from peers.bcc_listener import (
 from peers.tls import write_tls_files
 from sqlalchemy import select
 
-from bcc_ingest.smtp_handler import BccHandler
-from bcc_ingest.smtp_settings import SmtpSettings
+from bcc_ingest.smtp.handler import BccHandler
+from bcc_ingest.smtp.settings import SmtpSettings
 from gateway.db import Store
 from gateway.models import Activity, InboundMessage
 

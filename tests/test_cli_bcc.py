@@ -10,13 +10,13 @@ import pytest
 from peers.bcc_listener import BUYER, LOG, REP, World, eml, seed_world
 from sqlalchemy import select
 
-from bcc_ingest.processing import ProcessingSettings, process_next
-from gateway.activities import LoggingPolicy
+from bcc_ingest.smtp.queue_worker import ProcessingSettings, process_next
 from gateway.bcc_addresses import UNKNOWN, USER, check_recipient
+from gateway.clock import utcnow
 from gateway.db import Store
-from gateway.inbound import claim_next, enqueue, record_failure
-from gateway.models import InboundMessage, User, utcnow
-from gateway.participants import FREE_MAIL_DOMAINS
+from gateway.inbound_queue import claim_next, enqueue, record_failure
+from gateway.logging_policy import FREE_MAIL_DOMAINS, LoggingPolicy
+from gateway.models import InboundMessage, User
 
 Run = Callable[..., tuple[int, str, str]]
 POLICY = LoggingPolicy(LOG, frozenset({"crm.example"}), frozenset(), True, FREE_MAIL_DOMAINS)

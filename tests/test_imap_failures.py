@@ -39,13 +39,13 @@ from peers import procs
 from peers.dovecot import DovecotServer, dovecot_fixture
 from peers.imap_ops import AppendMessage
 
-import bcc_ingest.imap_sync as imap_sync
-from bcc_ingest.imap_check import check_mailbox
-from bcc_ingest.imap_connect import ImapOptions
+import bcc_ingest.imap.sync as imap_sync
+from bcc_ingest.imap.check import check_mailbox
+from bcc_ingest.imap.connect import ImapOptions
 from gateway.cli import main
+from gateway.clock import utcnow
 from gateway.db import Store
 from gateway.mail_leases import PollTarget
-from gateway.models import utcnow
 
 pytestmark = pytest.mark.dovecot
 dovecot = dovecot_fixture(tls=False, users=PASSWORDS)

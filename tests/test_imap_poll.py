@@ -27,9 +27,10 @@ from imap_world import (
 )
 from peers.dovecot import DovecotServer, dovecot_fixture
 
-from bcc_ingest.parse import parse_message
-from gateway.activities import LoggingPolicy, record_email
+from gateway.activities import record_email
 from gateway.db import Store
+from gateway.logging_policy import LoggingPolicy
+from gateway.mail.parse import parse_message
 from gateway.users import get_user
 
 pytestmark = pytest.mark.dovecot

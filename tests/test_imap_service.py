@@ -24,7 +24,7 @@ from imap_world import (
 from peers.dovecot import DovecotServer, dovecot_fixture
 from twisted.internet import defer, task
 
-from bcc_ingest.imap_service import PollerService, make_context
+from bcc_ingest.imap.service import PollerService, make_context
 from gateway.contacts import create_account, create_contact
 from gateway.db import Store
 from gateway.users import create_user

@@ -23,8 +23,8 @@ from imap_world import (
 )
 from peers.dovecot import DovecotServer, dovecot_fixture
 
-from bcc_ingest.imap_check import OK, SKIPPED, check_mailbox
-from bcc_ingest.imap_connect import ImapOptions
+from bcc_ingest.imap.check import OK, SKIPPED, check_mailbox
+from bcc_ingest.imap.connect import ImapOptions
 from gateway.db import Store
 from gateway.mail_leases import PollTarget
 

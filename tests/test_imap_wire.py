@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bcc_ingest.imap_folders import find_sent, plan_folders
-from bcc_ingest.imap_sync import imap_date
-from bcc_ingest.imap_wire import (
+from bcc_ingest.imap.folders import find_sent, plan_folders
+from bcc_ingest.imap.sync import imap_date
+from bcc_ingest.imap.wire import (
     ImapNo,
     ListedFolder,
     capabilities_of,

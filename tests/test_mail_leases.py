@@ -14,6 +14,7 @@ import pytest
 from imap_world import SECRET_KEY, account_state
 from sqlalchemy import update
 
+from gateway.clock import utcnow
 from gateway.db import Store
 from gateway.mail_accounts import MailSettings, pause_account, set_account
 from gateway.mail_import import LeaseRef, commit_batch
@@ -26,7 +27,7 @@ from gateway.mail_leases import (
     record_success,
     renew,
 )
-from gateway.models import MailAccount, User, utcnow
+from gateway.models import MailAccount, User
 from gateway.secrets import SecretBox
 from gateway.users import create_user, get_user
 

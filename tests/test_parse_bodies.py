@@ -4,7 +4,7 @@
 
 from pathlib import Path
 
-from bcc_ingest.parse import ParsedAttachment, ParsedEmail, parse_message
+from gateway.mail.parse import ParsedAttachment, ParsedEmail, parse_message
 
 FIXTURES = Path(__file__).parent / "fixtures" / "eml"
 PNG_PREFIX = b"\x89PNG\r\n\x1a\n"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bcc_ingest.charsets import decode_text
-from bcc_ingest.parse import ParsedEmail, parse_message
+from gateway.mail.charsets import decode_text
+from gateway.mail.parse import ParsedEmail, parse_message
 
 FIXTURES = Path(__file__).parent / "fixtures" / "eml"
 

@@ -3,8 +3,8 @@
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bcc_ingest.fingerprint import fingerprint
-from bcc_ingest.parse import Address, parse_message
+from gateway.mail.fingerprint import fingerprint
+from gateway.mail.parse import Address, parse_message
 
 FIXTURES = Path(__file__).parent / "fixtures" / "eml"
 

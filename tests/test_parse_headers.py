@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bcc_ingest.parse import (
+from gateway.mail.parse import (
     Address,
     ParsedEmail,
     normalise_message_id,

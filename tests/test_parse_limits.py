@@ -2,7 +2,7 @@
 
 import time
 
-from bcc_ingest.parse import DEFAULT_LIMITS, ParsedEmail, ParseLimits, parse_message
+from gateway.mail.parse import DEFAULT_LIMITS, ParsedEmail, ParseLimits, parse_message
 
 SECONDS = 2.0  # the budget on a 2-core machine
 

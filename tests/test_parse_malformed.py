@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from bcc_ingest.parse import Address, ParsedEmail, parse_message
+from gateway.mail.parse import Address, ParsedEmail, parse_message
 
 FIXTURES = Path(__file__).parent / "fixtures" / "eml"
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"

@@ -5,7 +5,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bcc_ingest.parse import ParsedEmail, parse_headers, parse_message
+from gateway.mail.parse import ParsedEmail, parse_headers, parse_message
 
 FIXTURES = sorted((Path(__file__).parent / "fixtures" / "eml").glob("*.eml"))
 SYNTAX = [b"\n", b"\r\n", b"--", b"=", b"=?", b"?=", b":", b";", b'"', b"\xff"]

@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bcc_ingest.headers import parse_headers
 from gateway.cli.base import Context, Failure, iso
-from gateway.inbound import STATUSES, get_message, list_messages, retry, retry_failed
+from gateway.inbound_queue import STATUSES, get_message, list_messages, retry, retry_failed
+from gateway.mail.headers import parse_headers
 from gateway.models import InboundMessage, User
 
 

@@ -15,9 +15,6 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from twisted.internet import defer
-from twisted.python.failure import Failure as TwistedFailure
-
 from gateway.cli.base import Context, Failure
 from gateway.cli.mail_text import account_lines, check_lines, report_line, unpolled_reason
 from gateway.mail_accounts import (
@@ -32,12 +29,11 @@ from gateway.mail_accounts import (
     resume_account,
     set_account,
 )
-from gateway.mail_leases import load_target
 from gateway.secrets import SecretBox
 from gateway.users import get_user
 
 if TYPE_CHECKING:
-    from bcc_ingest.imap_check import CheckResult
+    from bcc_ingest.imap import CheckResult
 
 T = TypeVar("T")
 
@@ -77,27 +73,12 @@ def register(commands: Any) -> None:
 
 
 def _run_reactor(work: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
-    """Run `work(reactor)` to completion on this process's (single-use) reactor."""
-    from gateway.server import install_reactor
+    from gateway.host import HostError, run_once
 
-    reactor = install_reactor()
-    if reactor.running:
-        raise Failure("this command needs its own event loop; run it in a separate process")
-    outcome: list[Any] = []
-
-    def begin() -> None:
-        d = defer.Deferred.fromCoroutine(work(reactor))
-        d.addBoth(outcome.append)
-        d.addBoth(lambda _: reactor.stop())
-
-    reactor.callWhenRunning(begin)
-    reactor.run(installSignalHandlers=False)
-    if not outcome:
-        raise Failure("interrupted")
-    if isinstance(outcome[0], TwistedFailure):
-        outcome[0].raiseException()
-    result: T = outcome[0]
-    return result
+    try:
+        return run_once(work)
+    except HostError as exc:
+        raise Failure(str(exc)) from None
 
 
 def _read_password(args: argparse.Namespace) -> str:
@@ -123,16 +104,12 @@ def _read_password(args: argparse.Namespace) -> str:
 def _test(context: Context, username: str) -> tuple[CheckResult, bool]:
     """Run the connectivity test; pause the account when the server refused the login."""
     # Imported here: the other commands need neither Twisted's TLS nor the poller.
-    from bcc_ingest.imap_check import check_mailbox
-    from bcc_ingest.imap_connect import ImapOptions
+    from bcc_ingest.imap import test_account
 
-    box = SecretBox(context.config.get("security", "secret_key"))
-    options = ImapOptions.from_config(context.config)
     with context.store.reading() as session:
-        account = get_account(session, get_user(session, username))
-        account_id = account.id
-    target = load_target(context.store, account_id, box)
-    result = _run_reactor(lambda reactor: check_mailbox(reactor, target, target.folders, options))
+        account_id = get_account(session, get_user(session, username)).id
+    config, store = context.config, context.store
+    result = _run_reactor(lambda reactor: test_account(reactor, config, store, account_id))
     failed = result.failed
     if failed is not None and result.auth_failed:
         with context.store.transaction() as session:
@@ -225,13 +202,9 @@ def do_poll(context: Context, args: argparse.Namespace) -> int:
         with context.store.reading() as session:
             get_account(session, get_user(session, args.username))  # NotFound: exit 2
     store, config = context.store, context.config
-    from bcc_ingest.imap_service import make_context, owner_name, poll_once
+    from bcc_ingest.imap import poll_now
 
-    async def work(reactor: Any) -> Any:
-        ctx = make_context(reactor, store, config, owner_name(":once"))
-        return await poll_once(ctx, usernames)
-
-    reports = _run_reactor(work)
+    reports = _run_reactor(lambda reactor: poll_now(reactor, config, store, usernames))
     lines = [report_line(report) for report in reports]
     failed = any(report.error for report in reports)
     if args.username and not reports:

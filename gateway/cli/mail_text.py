@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from gateway.cli.base import iso
+from gateway.clock import utcnow
 from gateway.db import Store
 from gateway.mail_accounts import get_account
-from gateway.models import User, utcnow
+from gateway.models import User
 from gateway.users import get_user
 
 if TYPE_CHECKING:
-    from bcc_ingest.imap_check import CheckResult
-    from bcc_ingest.imap_session import AccountReport
+    from bcc_ingest.imap.check import CheckResult
+    from bcc_ingest.imap.session import AccountReport
 
 
 def account_lines(data: dict[str, Any]) -> list[str]:

@@ -6,14 +6,14 @@ import argparse
 import logging
 from typing import Any
 
-from gateway import server
+from gateway import host
 from gateway.cli.base import Context
 
 
 def register(commands: Any) -> None:
     serve = commands.add_parser("serve", help="run the gateway (all roles, or one)")
-    serve.add_argument("--only", choices=sorted(server.ROLES), metavar="ROLE",
-                       help=f"run just one role: {', '.join(sorted(server.ROLES))}")
+    serve.add_argument("--only", choices=sorted(host.ROLES), metavar="ROLE",
+                       help=f"run just one role: {', '.join(sorted(host.ROLES))}")
     serve.add_argument("--log-level", default="info",
                        choices=["debug", "info", "warning", "error"])
     serve.set_defaults(handler=do_serve)
@@ -26,5 +26,5 @@ def do_serve(context: Context, args: argparse.Namespace) -> int:
     if args.log_level != "debug":
         logging.getLogger("radicale").setLevel(logging.WARNING)
         logging.getLogger("alembic").setLevel(logging.WARNING)
-    roles = [args.only] if args.only else sorted(server.ROLES)
-    return server.run(context.config, context.store, roles)
+    roles = [args.only] if args.only else sorted(host.ROLES)
+    return host.run(context.config, context.store, roles)

@@ -6,7 +6,6 @@ import argparse
 from dataclasses import asdict
 from typing import Any
 
-from gateway.calendar_writes import dedupe, reset_sync
 from gateway.cli.base import Context, on_off
 from gateway.profiles import (
     DIRECTIONS,
@@ -17,6 +16,7 @@ from gateway.profiles import (
     update_profile,
 )
 from gateway.publication import publish_all_users, publish_user
+from gateway.sync_admin import dedupe, reset_sync
 from gateway.users import get_user
 
 

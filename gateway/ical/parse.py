@@ -1,6 +1,6 @@
 """From a client's calendar object to the CRM fields of its entry.
 
-The object itself is stored verbatim (CALDAV_INTEROP.md: never rewrite what the client
+The object itself is stored verbatim (docs/CALDAV_CLIENTS.md: never rewrite what the client
 sent); :func:`parse_event` only validates it and derives the columns. It runs on every
 PUT, so it parses once with icalendar and expands recurrences only as far as needed.
 """

@@ -1,6 +1,6 @@
 """A CRM-side edit applied to a stored calendar object, in place.
 
-ARCHITECTURE.md: a CRM edit patches the stored iCalendar rather than regenerating it, so
+docs/ARCHITECTURE.md: a CRM edit patches the stored iCalendar rather than regenerating it, so
 what the client put there (VALARMs with X-WR-ALARMUID/ACKNOWLEDGED, X-MOZ-LASTACK,
 X-APPLE-*, overrides, unknown properties) survives. The patch is textual: only the content
 lines of the master VEVENT that change are rewritten; every other byte is kept.

@@ -70,11 +70,6 @@ class Series:
     def _overrides(self) -> tuple[Part, ...]:
         return self._object.overrides
 
-    @property
-    def never_ends(self) -> bool:
-        """Whether the master has a rule without COUNT or UNTIL."""
-        return self._never_ends
-
     def _key(self, when: When | None) -> date:
         # All-day series match overrides and EXDATEs by date, whatever zone they name.
         master = self._object.master

@@ -2,7 +2,7 @@
 
 The bytes are a function of the input alone: no clock, no randomness, a fixed property
 order and the attendees in the order given. A row that has not changed therefore keeps
-its ETag, which clients rely on to stop re-syncing (CALDAV_INTEROP.md).
+its ETag, which clients rely on to stop re-syncing (docs/CALDAV_CLIENTS.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What another user's read-only calendar shows of an entry.
 
 A client that dismisses an alarm in a calendar it may not write still tries to upload the
-event (CALDAV_INTEROP.md), so read-only views leave out the organiser's VALARMs, and may
+event (docs/CALDAV_CLIENTS.md), so read-only views leave out the organiser's VALARMs, and may
 leave out the attendee list. The work is textual: dropped content lines go, every other
 byte stays, so the result is cheap and the same input always gives the same output.
 """

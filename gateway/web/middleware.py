@@ -1,6 +1,6 @@
 """WSGI middleware between the Twisted host and Radicale.
 
-It does what Radicale leaves to its host or does not do (CALDAV_INTEROP.md):
+It does what Radicale leaves to its host or does not do (docs/CALDAV_CLIENTS.md):
 - hands the storage plugin the PUT body exactly as sent, so it is stored byte for byte;
 - checks a PUT's calendar object first and answers bad input with a 4xx and its reason,
   a non-VEVENT component with 403 ``supported-calendar-component``;
@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from gateway.calendar_writes import UnsupportedCalendarComponent, parse_client_object
+from gateway.client_writes import UnsupportedCalendarComponent, parse_client_object
 from gateway.errors import Invalid
 from gateway.ical import EventData
 from storage_plugin import context

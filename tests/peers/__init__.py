@@ -1,4 +1,4 @@
-"""Real network peers that the test suite starts on loopback (see /work/shared/TEST_PEERS.md).
+"""Real network peers that the test suite starts on loopback (see docs/TESTING.md).
 
 `dovecot` runs a private Dovecot IMAP server per test; `tls` makes the throw-away certificates
 those peers present; `imap_ops` holds the IMAP commands the helpers use to fill a mailbox.

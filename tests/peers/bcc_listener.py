@@ -21,8 +21,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from bcc_ingest.smtp_listener import SmtpListener
-from bcc_ingest.smtp_settings import SmtpSettings
+from bcc_ingest.smtp.listener import SmtpListener
+from bcc_ingest.smtp.settings import SmtpSettings
 from gateway.config import Config, load
 from gateway.contacts import create_account, create_contact
 from gateway.db import Store

@@ -3,7 +3,7 @@
 `DovecotServer` owns one instance: its dovecot.conf, passwd-file, maildirs, TLS files and
 processes, all under one directory. Dovecot runs in the foreground (``dovecot -F``) as our child,
 so it is always reaped and never outlives a failed start. Facts about running it as root are in
-/work/shared/TEST_PEERS.md.
+docs/TESTING.md.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ class DovecotServer(ImapSessions):
         self._prepared = False
         if os.geteuid() == 0:
             # imap-login refuses to run as root and a passwd-file uid 0 is rejected, so the
-            # mail belongs to the "dovecot" user (TEST_PEERS.md).
+            # mail belongs to the "dovecot" user (docs/TESTING.md).
             try:
                 mail_user = pwd.getpwnam("dovecot")
                 pwd.getpwnam("dovenull")

@@ -12,7 +12,7 @@ from typing import Literal
 
 from .tls import TlsFiles
 
-# maildir is what TEST_PEERS.md describes and most servers use; mdbox stores many messages
+# maildir is what docs/TESTING.md describes and most servers use; mdbox stores many messages
 # per file and fills a folder about ten times faster (creating files dominates maildir).
 Storage = Literal["maildir", "mdbox"]
 _MAIL_LOCATION: dict[Storage, str] = {"maildir": "maildir:~/Maildir", "mdbox": "mdbox:~/mdbox"}
@@ -72,7 +72,7 @@ def render(settings: DovecotSettings) -> str:
     """The complete dovecot.conf text."""
     name = f"crm-test-{settings.port}"
     return f"""\
-# Written by tests/peers/dovecot.py for one test instance; see /work/shared/TEST_PEERS.md.
+# Written by tests/peers/dovecot.py for one test instance; see docs/TESTING.md.
 instance_name = {name}
 protocols = imap
 listen = 127.0.0.1

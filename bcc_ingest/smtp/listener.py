@@ -18,9 +18,9 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP
 
-from bcc_ingest.processing import QueueWorker
-from bcc_ingest.smtp_handler import BccEnvelope, BccHandler
-from bcc_ingest.smtp_settings import SmtpSettings
+from bcc_ingest.smtp.handler import BccEnvelope, BccHandler
+from bcc_ingest.smtp.queue_worker import QueueWorker
+from bcc_ingest.smtp.settings import SmtpSettings
 from gateway.config import Config
 from gateway.db import Store
 
@@ -124,7 +124,7 @@ class _TrackedSMTP(SMTP):
 
 
 def start(config: Config, store: Store) -> Any:
-    """The role's entry point (gateway.server.ROLES): start, and return the stop coroutine."""
+    """The role's entry point (gateway.host.ROLES): start, and return the stop coroutine."""
     listener = SmtpListener(SmtpSettings.from_config(config), store)
     listener.start()
     return listener.stop

@@ -1,6 +1,6 @@
 """One pass over a mailbox's folders: new mail's headers, then bodies of what matters.
 
-Per folder (issue 5): EXAMINE; if UIDVALIDITY is the one on record, ask for UIDs above the
+Per folder: EXAMINE; if UIDVALIDITY is the one on record, ask for UIDs above the
 cursor (nothing at all when UIDNEXT shows no new mail); otherwise (first poll, or the folder
 was recreated) ask for mail since ``imap.backfill_days``. Headers come in UID batches; only
 messages with a participant who is a CRM contact, or at an account's domain, are fetched in
@@ -18,15 +18,15 @@ from typing import Any, TypeVar
 
 from twisted.internet.threads import deferToThreadPool
 
-from bcc_ingest.imap_connect import ImapOptions
-from bcc_ingest.imap_folders import plan_folders
-from bcc_ingest.imap_protocol import FetchedMessage, FolderInfo, GatewayIMAP4Client
-from bcc_ingest.imap_wire import ImapNo
-from bcc_ingest.parse import parse_headers, parse_message
-from gateway.activities import LoggingPolicy
+from bcc_ingest.imap.connect import ImapOptions
+from bcc_ingest.imap.folders import plan_folders
+from bcc_ingest.imap.protocol import FetchedMessage, FolderInfo, GatewayIMAP4Client
+from bcc_ingest.imap.wire import ImapNo
+from gateway.clock import utcnow
 from gateway.db import Store
+from gateway.logging_policy import LoggingPolicy
+from gateway.mail.parse import parse_headers, parse_message
 from gateway.mail_import import LeaseRef, commit_batch, relevance
-from gateway.models import utcnow
 
 log = logging.getLogger(__name__)
 

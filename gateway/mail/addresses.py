@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from email.utils import getaddresses
 
-from bcc_ingest.encoded_words import decode_words
+from gateway.mail.charsets import decode_words
 
 
 @dataclass(frozen=True)
@@ -13,7 +13,7 @@ class Address:
     """One mailbox: the lower-cased addr-spec and the RFC 2047 decoded display name."""
 
     email: str
-    name: str | None
+    name: str | None = None
 
 
 def parse_addresses(values: list[str]) -> tuple[tuple[Address, ...], list[str]]:

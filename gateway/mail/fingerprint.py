@@ -6,7 +6,7 @@ import hashlib
 import json
 from datetime import datetime
 
-from bcc_ingest.addresses import Address
+from gateway.mail.addresses import Address
 
 
 def fingerprint(

@@ -21,9 +21,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from gateway.activities import LINKED, LOGGED, LogOutcome
+from gateway.clock import utcnow
 from gateway.db import Store
 from gateway.errors import Conflict, NotFound
-from gateway.models import InboundMessage, utcnow
+from gateway.models import InboundMessage
 
 QUEUED = "queued"
 DONE = "done"

@@ -1,9 +1,10 @@
 """The aiosmtpd handler: SMTP hooks mapped to the intake's decisions and back to replies.
 
-Thin, as aiosmtpd intends: each hook runs a blocking decision from ``bcc_ingest.intake`` on a
-thread and returns a reply constant from ``bcc_ingest.smtp_replies``. No exception chooses a
-reply: a failure to reach the store, and anything unexpected, is a 451 (the sender keeps the
-message and retries), never aiosmtpd's default permanent 500 that also leaks the error text.
+Thin, as aiosmtpd intends: each hook runs a blocking decision from
+``bcc_ingest.smtp.decisions`` on a thread and returns a reply constant from
+``bcc_ingest.smtp.replies``. No exception chooses a reply: a failure to reach the store, and
+anything unexpected, is a 451 (the sender keeps the message and retries), never aiosmtpd's
+default permanent 500 that also leaks the error text.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from typing import Any, TypeVar
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from bcc_ingest.intake import Delivery, IntakeSettings, admit, check_rcpt
-from bcc_ingest.smtp_replies import (
+from bcc_ingest.smtp.decisions import Delivery, IntakeSettings, admit, check_rcpt
+from bcc_ingest.smtp.replies import (
     ERR_451,
     ERR_NOT_AUTHORISED,
     ERR_UNKNOWN_RECIPIENT,
@@ -28,7 +29,7 @@ from bcc_ingest.smtp_replies import (
 )
 from gateway.bcc_addresses import SHARED, SYNC_OFF, USER
 from gateway.db import Store
-from gateway.inbound import describe_error
+from gateway.inbound_queue import describe_error
 
 log = logging.getLogger(__name__)
 

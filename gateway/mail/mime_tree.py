@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from bcc_ingest.content_headers import ContentInfo, describe_content
-from bcc_ingest.header_block import read_header_block
+from gateway.mail.content_headers import ContentInfo, describe_content
+from gateway.mail.header_block import read_header_block
 
 # (id of a multipart/alternative ancestor, 1-based index of the child it passes through)
 AlternativePath = tuple[tuple[int, int], ...]

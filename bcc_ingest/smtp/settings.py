@@ -10,11 +10,11 @@ import ipaddress
 import ssl
 from dataclasses import dataclass
 
-from bcc_ingest.intake import IntakeSettings
-from bcc_ingest.processing import ProcessingSettings
-from bcc_ingest.sender_auth import load_dns_function
-from gateway.activities import LoggingPolicy
+from bcc_ingest.smtp.decisions import IntakeSettings
+from bcc_ingest.smtp.queue_worker import ProcessingSettings
+from bcc_ingest.smtp.sender_auth import load_dns_function
 from gateway.config import Config
+from gateway.logging_policy import LoggingPolicy
 
 
 @dataclass(frozen=True)

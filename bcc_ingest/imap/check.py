@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bcc_ingest.imap_connect import ImapOptions, Mailbox, StepFailed, describe_error, open_session
-from bcc_ingest.imap_folders import plan_folders, sent_hint
-from bcc_ingest.imap_protocol import GatewayIMAP4Client
-from bcc_ingest.imap_wire import ImapNo
+from bcc_ingest.imap.connect import ImapOptions, Mailbox, StepFailed, describe_error, open_session
+from bcc_ingest.imap.folders import plan_folders, sent_hint
+from bcc_ingest.imap.protocol import GatewayIMAP4Client
+from bcc_ingest.imap.wire import ImapNo
 
 OK, FAILED, SKIPPED = "ok", "failed", "skipped"
 

@@ -19,11 +19,12 @@ from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 
-from bcc_ingest.imap_connect import ImapOptions, StepFailed, describe_error, open_session
-from bcc_ingest.imap_protocol import GatewayIMAP4Client
-from bcc_ingest.imap_sync import Cursors, PassCounts, Stopping, SyncContext, sync_mailbox
-from gateway.activities import LoggingPolicy
+from bcc_ingest.imap.connect import ImapOptions, StepFailed, describe_error, open_session
+from bcc_ingest.imap.protocol import GatewayIMAP4Client
+from bcc_ingest.imap.sync import Cursors, PassCounts, Stopping, SyncContext, sync_mailbox
+from gateway.clock import utcnow
 from gateway.db import Store
+from gateway.logging_policy import LoggingPolicy
 from gateway.mail_import import LeaseRef
 from gateway.mail_leases import (
     LEASE_SECONDS,
@@ -34,7 +35,6 @@ from gateway.mail_leases import (
     release,
     renew,
 )
-from gateway.models import utcnow
 from gateway.secrets import SecretBox, SecretError
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bcc_ingest.imap_wire import ListedFolder
+from bcc_ingest.imap.wire import ListedFolder
 
 SENT_NAMES = ("Sent", "Sent Items", "Sent Messages", "[Gmail]/Sent Mail")
 _INBOX_PREFIXES = ("", "INBOX.", "INBOX/")

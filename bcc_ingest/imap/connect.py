@@ -1,6 +1,6 @@
 """Opening a logged-in IMAP connection, one named step at a time.
 
-The steps are those a connectivity test reports (issue 5): ``resolve`` (DNS), ``connect``
+The steps are those a connectivity test reports: ``resolve`` (DNS), ``connect``
 (TCP, and the greeting on a plain connection), ``tls`` (handshake and certificate, STARTTLS
 included), ``login``. A failure raises `StepFailed` naming its step and the server's or the
 system's reason; ``auth`` marks a login the server refused, which pauses polling.
@@ -29,8 +29,8 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.threads import deferToThreadPool
 
-from bcc_ingest.imap_protocol import GatewayIMAP4Client
-from bcc_ingest.imap_wire import ImapError, ImapNo
+from bcc_ingest.imap.protocol import GatewayIMAP4Client
+from bcc_ingest.imap.wire import ImapError, ImapNo
 from gateway.config import Config
 
 Report = Callable[[str, str, str], None]  # (step, "ok" | "skipped", detail)

@@ -21,13 +21,13 @@ from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.failure import Failure
 
-from bcc_ingest.imap_connect import ImapOptions, describe_error
-from bcc_ingest.imap_session import AccountReport, AccountSession, PollerContext
-from gateway.activities import LoggingPolicy
+from bcc_ingest.imap.connect import ImapOptions, describe_error
+from bcc_ingest.imap.session import AccountReport, AccountSession, PollerContext
+from gateway.clock import utcnow
 from gateway.config import Config
 from gateway.db import Store
+from gateway.logging_policy import LoggingPolicy
 from gateway.mail_leases import lease_accounts
-from gateway.models import utcnow
 from gateway.secrets import SecretBox
 
 log = logging.getLogger(__name__)
@@ -167,7 +167,7 @@ async def poll_once(
 
 
 def start(config: Config, store: Store) -> Callable[[], defer.Deferred[None]]:
-    """The ``imap`` role of `gateway.server`: returns the function that stops it."""
+    """The ``imap`` role of `gateway.host`: returns the function that stops it."""
     from twisted.internet import reactor
 
     service = PollerService(make_context(reactor, store, config, owner_name()))

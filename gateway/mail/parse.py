@@ -10,13 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bcc_ingest.addresses import Address
-from bcc_ingest.body_parts import BodyCollector, ParsedAttachment
-from bcc_ingest.fingerprint import fingerprint
-from bcc_ingest.header_block import read_header_block
-from bcc_ingest.headers import HeaderSummary, normalise_message_id, parse_headers, summarise
-from bcc_ingest.mime_tree import WalkReport, iter_leaves
-from bcc_ingest.transfer_encoding import decode_transfer
+from gateway.mail.addresses import Address
+from gateway.mail.body_parts import BodyCollector, ParsedAttachment
+from gateway.mail.fingerprint import fingerprint
+from gateway.mail.header_block import read_header_block
+from gateway.mail.headers import HeaderSummary, normalise_message_id, parse_headers, summarise
+from gateway.mail.mime_tree import WalkReport, iter_leaves
+from gateway.mail.transfer_encoding import decode_transfer
 
 __all__ = [
     "DEFAULT_LIMITS",

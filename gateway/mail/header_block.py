@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from bcc_ingest.charsets import decode_text
+from gateway.mail.charsets import decode_text
 
 # RFC 5322 section 3.6.8 field name; obsolete syntax (section 4.5) allows blanks before ":".
 _FIELD = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:")

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-from bcc_ingest.addresses import Address, parse_addresses
-from bcc_ingest.encoded_words import decode_words
-from bcc_ingest.header_block import HeaderBlock, read_header_block
+from gateway.mail.addresses import Address, parse_addresses
+from gateway.mail.charsets import decode_words
+from gateway.mail.header_block import HeaderBlock, read_header_block
 
 _BULK_PRECEDENCE = frozenset({"bulk", "list", "junk"})
 _MSG_ID = re.compile(r"<([^<>]*)>")

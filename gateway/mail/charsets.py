@@ -20,6 +20,8 @@ from __future__ import annotations
 import codecs
 import re
 from dataclasses import dataclass
+from email.errors import HeaderParseError
+from email.header import decode_header
 
 import charset_normalizer
 
@@ -145,3 +147,30 @@ def _clean(decoded: Decoded) -> Decoded:
         return Decoded(text, decoded.note)
     note = "NUL characters removed" if decoded.note is None else decoded.note + "; NUL removed"
     return Decoded(text.replace("\x00", ""), note)
+
+
+def decode_words(value: str) -> tuple[str, list[str]]:
+    """Decode the RFC 2047 encoded-words of an unfolded header value; returns text and notes.
+
+    ``email.header.decode_header`` splits the words, drops the whitespace between adjacent
+    encoded words (RFC 2047 section 6.2) and joins adjacent words of one charset before they
+    are decoded (encoders split multi-byte characters across words); each run's bytes are then
+    decoded leniently by `decode_text`. Never raises: an undecodable value stays as it came.
+    """
+    try:
+        parts = decode_header(value)
+    except (HeaderParseError, ValueError):  # bad base64 in a B word
+        return value, ["undecodable encoded-word left as it came"]
+    out: list[str] = []
+    notes: list[str] = []
+    for data, charset in parts:
+        if isinstance(data, str):  # no encoded-word at all
+            out.append(data)
+        elif charset is None:  # text between words, handed back raw-unicode-escape encoded
+            out.append(data.decode("raw-unicode-escape"))
+        else:
+            decoded = decode_text(data, charset.partition("*")[0])  # "utf-8*en": RFC 2231
+            out.append(decoded.text)
+            if decoded.note:
+                notes.append(f"encoded-word {decoded.note}")
+    return "".join(out), notes

@@ -11,8 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from bcc_ingest.headers import parse_headers
-from bcc_ingest.sender_auth import DnsFunction, IpNetwork, dkim_aligned, in_networks
+from bcc_ingest.smtp.sender_auth import DnsFunction, IpNetwork, dkim_aligned, in_networks
 from gateway.bcc_addresses import (
     SHARED,
     USER,
@@ -21,7 +20,8 @@ from gateway.bcc_addresses import (
     check_sender,
 )
 from gateway.db import Store
-from gateway.inbound import durable_transaction, enqueue
+from gateway.inbound_queue import durable_transaction, enqueue
+from gateway.mail.headers import parse_headers
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import mimetypes
 from dataclasses import dataclass
 
-from bcc_ingest.charsets import decode_text
-from bcc_ingest.mime_tree import Leaf
+from gateway.mail.charsets import decode_text
+from gateway.mail.mime_tree import Leaf
 
 _BODY_TYPES = frozenset({"text/plain", "text/html"})
 _MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})

@@ -1,7 +1,7 @@
-"""What a calendar client changes lands in the CRM.
+"""What a calendar client changes lands in the CRM: PUT, DELETE, MOVE and PROPPATCH.
 
 The stored iCalendar is what the client sent, byte for byte; the CRM fields are derived from
-it (CALDAV_INTEROP.md: rewriting what a client sent makes it loop). Unlike CRM-side edits,
+it (docs/CALDAV_CLIENTS.md: rewriting what a client sent makes it loop). Unlike CRM-side edits,
 clients may change recurring entries and entries organised outside the CRM.
 """
 
@@ -10,19 +10,20 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.calendars import CalendarView, ItemView
+from gateway.clock import utcnow
 from gateway.entries import apply_event_data, resolve_participant
 from gateway.errors import Conflict, Invalid, NotFound, ReadOnly
 from gateway.ical import EventData, InvalidCalendarObject, UnsupportedComponent, parse_event
-from gateway.models import Calendar, DiaryEntry, EntryParticipant, PublishedItem, User, utcnow
+from gateway.models import Calendar, DiaryEntry, EntryParticipant, PublishedItem, User
 from gateway.profiles import effective_profile
 from gateway.publication import INVITATIONS, etag_of, publish_entry
 
 HREF_RE = re.compile(r"[^/\\\x00-\x1f]{1,255}")
-# What PROPPATCH may set per user: cosmetic only (CALDAV_INTEROP.md).
+# What PROPPATCH may set per user: cosmetic only (docs/CALDAV_CLIENTS.md).
 COSMETIC_PROPS = frozenset({
     "ICAL:calendar-color", "ICAL:calendar-order", "D:displayname",
     "C:calendar-description", "C:calendar-timezone",
@@ -210,52 +211,3 @@ def set_props(session: Session, user: User, calendar: CalendarView,
     row.props = kept
     session.flush()
     return kept
-
-
-def reset_sync(session: Session, user: User) -> int:
-    """Refuse every sync token issued so far: clients resync fully. Returns calendars reset."""
-    rows = session.scalars(select(Calendar).where(Calendar.user_id == user.id)).all()
-    for row in rows:
-        row.epoch += 1
-        row.updated_at = utcnow()
-    session.flush()
-    return len(rows)
-
-
-@dataclass(frozen=True)
-class Duplicate:
-    id: int
-    kept_id: int
-    title: str
-    start: str
-
-
-def dedupe(session: Session, user: User, *, dry_run: bool) -> list[Duplicate]:
-    """Entries a client re-import duplicated (same title, start, end, organiser): keep the
-    oldest of each group, tombstone the rest."""
-    organiser = func.coalesce(DiaryEntry.organizer_email, "")
-    groups = session.execute(
-        select(DiaryEntry.title, DiaryEntry.start_utc, DiaryEntry.end_utc, organiser)
-        .where(DiaryEntry.owner_user_id == user.id, DiaryEntry.deleted_at.is_(None))
-        .group_by(DiaryEntry.title, DiaryEntry.start_utc, DiaryEntry.end_utc, organiser)
-        .having(func.count() > 1)
-    ).all()
-    removed: list[Duplicate] = []
-    for title, start, end, organizer_email in groups:
-        entries = session.scalars(
-            select(DiaryEntry).where(
-                DiaryEntry.owner_user_id == user.id, DiaryEntry.deleted_at.is_(None),
-                DiaryEntry.title == title, DiaryEntry.start_utc == start,
-                DiaryEntry.end_utc == end, organiser == organizer_email)
-            .order_by(DiaryEntry.created_at, DiaryEntry.id)
-        ).all()
-        keep, *extra = entries
-        for entry in extra:
-            removed.append(Duplicate(entry.id, keep.id, entry.title,
-                                     entry.start_utc.isoformat()))
-            if not dry_run:
-                entry.deleted_at = utcnow()
-                entry.revision += 1
-                session.flush()
-                publish_entry(session, entry)
-    return removed

@@ -13,13 +13,15 @@ import importlib
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 from gateway.config import Config
 from gateway.db import Store
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 Stop = Callable[[], Awaitable[None] | Any | None]
 Start = Callable[[Config, Store], Stop]
@@ -27,8 +29,8 @@ Start = Callable[[Config, Store], Stop]
 # Role name -> "module:function" of its start function, imported only when it runs.
 ROLES: dict[str, str] = {
     "http": "gateway.web.site:start",
-    "imap": "bcc_ingest.imap_service:start",
-    "smtp": "bcc_ingest.smtp_listener:start",
+    "imap": "bcc_ingest.imap.service:start",
+    "smtp": "bcc_ingest.smtp.listener:start",
 }
 
 
@@ -46,6 +48,35 @@ def install_reactor() -> Any:
     from twisted.internet import reactor
 
     return reactor
+
+
+class HostError(Exception):
+    """A one-off command could not run on this process's reactor; the message says why."""
+
+
+def run_once(work: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
+    """Run ``work(reactor)`` to completion on this process's (single-use) reactor."""
+    reactor = install_reactor()
+    if reactor.running:
+        raise HostError("this command needs its own event loop; run it in a separate process")
+    from twisted.internet import defer
+    from twisted.python.failure import Failure
+
+    outcome: list[Any] = []
+
+    def begin() -> None:
+        d = defer.Deferred.fromCoroutine(work(reactor))
+        d.addBoth(outcome.append)
+        d.addBoth(lambda _: reactor.stop())
+
+    reactor.callWhenRunning(begin)
+    reactor.run(installSignalHandlers=False)
+    if not outcome:
+        raise HostError("interrupted")
+    if isinstance(outcome[0], Failure):
+        outcome[0].raiseException()
+    result: T = outcome[0]
+    return result
 
 
 def load_role(name: str) -> Start:

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import Message
 
-from bcc_ingest.encoded_words import decode_words
-from bcc_ingest.header_block import HeaderBlock
+from gateway.mail.charsets import decode_words
+from gateway.mail.header_block import HeaderBlock
 
 _PATH_SEPARATOR = re.compile(r"[/\\]")
 

@@ -22,7 +22,7 @@ from twisted.mail import imap4
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from bcc_ingest.imap_wire import (
+from bcc_ingest.imap.wire import (
     ImapError,
     ImapNo,
     ListedFolder,

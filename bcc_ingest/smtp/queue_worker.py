@@ -18,11 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bcc_ingest.parse import DEFAULT_LIMITS, ParseLimits, parse_message
-from gateway.activities import NOT_LOGGED, LoggingPolicy, LogOutcome, record_email
+from gateway.activities import NOT_LOGGED, LogOutcome, record_email
+from gateway.clock import utcnow
 from gateway.db import Store
-from gateway.inbound import claim_next, complete, describe_error, record_failure
-from gateway.models import User, utcnow
+from gateway.inbound_queue import claim_next, complete, describe_error, record_failure
+from gateway.logging_policy import LoggingPolicy
+from gateway.mail.parse import DEFAULT_LIMITS, ParseLimits, parse_message
+from gateway.models import User
 
 log = logging.getLogger(__name__)
 
