@@ -1,5 +1,8 @@
-"""Email edges of the CRM gateway: SMTP (BCC) intake, IMAP polling and MIME parsing.
+"""The email edges of the CRM gateway, one sub-package per protocol.
 
-`gateway.mail.parse` turns raw RFC 5322 bytes into one plain `ParsedEmail` value; both the SMTP
-listener and the IMAP poller hand that value to the gateway's activity service.
+- `bcc_ingest.smtp`: the BCC listener (aiosmtpd), its decisions and the inbound queue's worker;
+- `bcc_ingest.imap`: the poller of reps' mailboxes (Twisted's IMAP4 client).
+
+Both turn raw mail into `gateway.mail.parse.ParsedEmail` values (the core's parser) and hand them to
+the core's activity service; neither imports the other.
 """
