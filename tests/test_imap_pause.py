@@ -112,6 +112,23 @@ async def test_mail_pause_stops_a_poller_that_holds_the_account_before_new_mail_
 
 
 @pytest_twisted.ensureDeferred
+async def test_turning_email_sync_off_stops_the_poller_that_holds_the_account(
+    dovecot: DovecotServer, store: Store, database_url: str, tmp_path: Path
+) -> None:
+    service = await holding(store, database_url, tmp_path, dovecot, interval="300")
+    try:
+        off = await crm_gateway(database_url, tmp_path, "users", "set", "alice",
+                                "--email-sync", "off")
+        assert off.returncode == 0, off.stderr
+        dovecot.append("alice", "INBOX", mail(HANK, [ALICE], "After", message_id="after@globex"))
+        await wait_until(lambda: not service.sessions, 10, "the session to end")
+        assert account_state(store, "alice").lease_owner is None
+        assert set(activities(store)) == {"before@globex"}
+    finally:
+        await service.stop()
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_pause_without_new_mail_gives_the_lease_back_within_one_interval(
     dovecot: DovecotServer, store: Store, database_url: str, tmp_path: Path
 ) -> None:

@@ -39,7 +39,10 @@ def account_lines(data: dict[str, Any]) -> list[str]:
         lines.append(f"  next poll:    {iso(data['next_poll_at'])}")
     lease_until = data["lease_until"]
     if data["lease_owner"] and lease_until is not None and lease_until > utcnow():
-        lines.append(f"  polled by:    {data['lease_owner']} (lease until {iso(lease_until)})")
+        # A paused account's holder stops at its next write or lease renewal (30 s at most).
+        stopping = ", stops within 30 s: paused" if data["state"] == "paused" else ""
+        lines.append(f"  polled by:    {data['lease_owner']} (lease until {iso(lease_until)}"
+                     f"{stopping})")
     for cursor in data["cursors"]:
         lines.append(f"  folder {cursor['folder']}: UIDVALIDITY {cursor['uidvalidity']}, "
                      f"logged up to UID {cursor['last_uid']}")
