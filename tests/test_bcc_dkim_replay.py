@@ -81,23 +81,29 @@ def the_activity(store: Store) -> Activity:
     return activity
 
 
-def genuine() -> bytes:
-    """Rep's meeting notes, Cc'd to the shared address, signed over every logged field."""
-    return dkim_keys.sign(eml("smtp/cc_logging_address.eml"), "crm.example", fields=ALL_SIGNED)
+def genuine() -> tuple[bytes, bytes]:
+    """Rep's meeting notes, Cc'd to the shared address, signed over every logged field:
+    (the DKIM-Signature field, the message it signs)."""
+    original = eml("smtp/cc_logging_address.eml")
+    signed = dkim_keys.sign(original, "crm.example", fields=ALL_SIGNED)
+    return signed[:-len(original)], original
 
 
+@pytest.mark.parametrize("place", ["above the signature", "below the signature"])
 @pytest.mark.parametrize("field", sorted(PREPENDED))
 def test_a_signed_mail_replayed_with_a_field_prepended_is_refused(
-    smtp: Running, store: Store, field: str
+    smtp: Running, store: Store, field: str, place: str
 ) -> None:
-    signed = genuine()
+    signature, original = genuine()
+    signed = signature + original
     assert send(smtp.port, signed, mail_from=REP, rcpt_tos=[LOG]).final == 250
     settle(store)
     before = counts(store)
     assert before == (1, 1, 1)  # the activity, its contact (buyer), its inbound row
 
     mail_from = REP2 if field == "From" else REP  # the envelope agrees with the forged From
-    replay = PREPENDED[field] + b"\r\n" + signed
+    added = PREPENDED[field] + b"\r\n"
+    replay = added + signed if place == "above the signature" else signature + added + original
     replies = send(smtp.port, replay, mail_from=mail_from, rcpt_tos=[LOG])
 
     if field == "Bcc":
