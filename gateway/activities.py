@@ -120,7 +120,7 @@ def _log(session: Session, todo: list[_ToLog], user: User, source: str,
     rows: dict[str, dict[str, object]] = {}  # the first of a key in the batch is inserted
     for item in todo:
         if item.key not in rows:
-            rows[item.key] = activity_row(item.parsed, item.key, user, source,
+            rows[item.key] = activity_row(item.parsed, item.key, directory.user_emails, source,
                                           policy.logging_address, raw_shas.get(item.index))
     new, stored = insert_activities(session, list(rows.values()))
     ids = [new.get(item.key) or stored.get(item.key) for item in todo]

@@ -9,7 +9,7 @@ second arrival never duplicates one; attachments are written only for new activi
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from gateway.blobs import put_blobs
 from gateway.clock import utcnow
 from gateway.mail.parse import Address, ParsedEmail
-from gateway.models import Activity, ActivityLink, Attachment, User
+from gateway.models import Activity, ActivityLink, Attachment
 from gateway.participants import Links, is_logging_address
 from gateway.upsert import insert_many_or_nothing, table_of
 
@@ -98,8 +98,11 @@ def text(value: str | None) -> str:
     return (value or "").replace("\x00", "")
 
 
-def activity_row(parsed: ParsedEmail, key: str, user: User, source: str,
+def activity_row(parsed: ParsedEmail, key: str, user_emails: Collection[str], source: str,
                  logging_address: str, raw_sha: str | None) -> dict[str, object]:
+    """The activity's row. ``direction`` comes from the From header alone: ``sent`` when it
+    is a CRM user's address (``user_emails``, lower-cased), whichever user's copy came first.
+    """
     sender = parsed.sender.email if parsed.sender is not None else ""
 
     def listed(addresses: Iterable[Address]) -> list[str]:
@@ -108,7 +111,7 @@ def activity_row(parsed: ParsedEmail, key: str, user: User, source: str,
     return {
         "message_key": key,
         "message_id": parsed.message_id[:_KEY_LIMIT] if parsed.message_id else None,
-        "direction": "sent" if sender == user.email.lower() else "received",
+        "direction": "sent" if sender in user_emails else "received",
         "source": source,
         "subject": text(parsed.subject),
         "text_body": text(parsed.text) if parsed.text is not None else None,

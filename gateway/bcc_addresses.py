@@ -3,8 +3,8 @@
 Two kinds of address are accepted: the shared ``smtp.logging_address`` (``log@domain``) and each
 user's secret sub-address ``log+<token>@domain``. Mail to a secret address is the token
 holder's. Mail to the shared address is attributed only to a sender that is a CRM user with
-email sync on in both the envelope and the From header; proving that the message really comes
-from them (DKIM, trusted relay) is the SMTP edge's part.
+email sync on in both the envelope and the From header, and to one user only; proving that
+the message really comes from them (DKIM, trusted relay) is the SMTP edge's part.
 """
 
 from __future__ import annotations
@@ -31,7 +31,10 @@ class RecipientCheck:
 
 @dataclass(frozen=True)
 class SenderCheck:
-    """Users the sender is (one address may be shared by several), or why there are none."""
+    """The one user the sender is, or why there is none.
+
+    An address several users share is the diary-sync user's; with none of them, nobody's.
+    """
 
     user_ids: tuple[int, ...]
     refusal: str | None  # for the server's log only: never sent to the client
@@ -93,7 +96,16 @@ def check_sender(session: Session, mail_from: str, header_from: str | None) -> S
     ))
     if not users:
         return SenderCheck((), "sender is not a CRM user")
-    enabled = tuple(user.id for user in users if user.email_sync)
+    enabled = [user for user in users if user.email_sync]
     if not enabled:
         return SenderCheck((), "email sync is off for the sender")
-    return SenderCheck(enabled, None)
+    if len(enabled) > 1:
+        # At most one diary-sync user has an address (a partial unique index): the address
+        # is theirs. Otherwise nothing says whose mail it is, and logging it for all is wrong.
+        enabled = [user for user in enabled if user.diary_sync] or enabled
+    if len(enabled) > 1:
+        names = ", ".join(user.username for user in enabled)
+        return SenderCheck((), f"the sender's address belongs to {len(enabled)} users with "
+                               f"email sync ({names}) and none has diary sync: each must log "
+                               "through their secret address")
+    return SenderCheck((enabled[0].id,), None)

@@ -2,9 +2,11 @@
 
 Several poller processes share the accounts through the database: an account is leased to
 one owner until `lease_until`, and every write the holder makes (a batch of activities with
-its folder cursor, the outcome of a pass) re-checks that it still holds the lease in the same
-transaction. PostgreSQL picks due accounts with ``FOR UPDATE SKIP LOCKED``; SQLite, whose
-writers are serialised by ``BEGIN IMMEDIATE``, takes each with a conditional UPDATE.
+its folder cursor, the outcome of a pass, a renewal) re-checks in the same transaction that
+it still holds the lease and that the account is still to be polled (not paused, email sync
+on), so ``mail pause`` stops a session that holds the account at its next write. PostgreSQL
+picks due accounts with ``FOR UPDATE SKIP LOCKED``; SQLite, whose writers are serialised by
+``BEGIN IMMEDIATE``, takes each with a conditional UPDATE.
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ BACKOFF_BASE_SECONDS = 60
 
 class LeaseLost(Exception):
     """The lease ran out and another poller may have taken the account."""
+
+
+class PollingStopped(LeaseLost):
+    """The account was paused, or its user's email sync turned off, while it was held: the
+    holder must stop and give the lease back."""
 
 
 @dataclass(frozen=True)
@@ -105,17 +112,40 @@ def lease_accounts(
         return leased
 
 
+def _still_polled() -> list[ColumnElement[bool]]:
+    # Read by every renewal and every commit, so that a pause bites on a held session too.
+    email_sync = select(User.id).where(User.id == MailAccount.user_id, User.email_sync.is_(True))
+    return [MailAccount.paused.is_(False), email_sync.exists()]
+
+
+def _lost(session: Session, account_id: int, owner: str) -> LeaseLost:
+    """Why the holder's conditional update matched nothing."""
+    row = session.execute(
+        select(MailAccount.lease_owner, MailAccount.paused, MailAccount.paused_reason,
+               User.email_sync)
+        .join(User, User.id == MailAccount.user_id).where(MailAccount.id == account_id)
+    ).one_or_none()
+    if row is None:
+        return LeaseLost(f"mail account {account_id} was removed")
+    if row.lease_owner == owner and row.paused:
+        return PollingStopped(f"mail account {account_id} was paused: {row.paused_reason}")
+    if row.lease_owner == owner and not row.email_sync:
+        return PollingStopped(f"mail account {account_id}: email sync was turned off")
+    return LeaseLost(f"mail account {account_id}: lease of {owner} ran out")
+
+
 def hold(session: Session, account_id: int, owner: str, now: datetime) -> None:
-    """Extend the lease inside the caller's transaction; raises LeaseLost if it is gone."""
+    """Extend the lease inside the caller's transaction; raises LeaseLost if it is gone, and
+    PollingStopped if the account must not be polled any more."""
     result = session.execute(
         update(MailAccount)
         # Owner alone decides: a taker overwrites lease_owner, so ours means nobody took it.
-        .where(MailAccount.id == account_id, MailAccount.lease_owner == owner)
+        .where(MailAccount.id == account_id, MailAccount.lease_owner == owner, *_still_polled())
         .values(lease_until=now + timedelta(seconds=LEASE_SECONDS),
                 updated_at=MailAccount.updated_at)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise LeaseLost(f"mail account {account_id}: lease of {owner} ran out")
+        raise _lost(session, account_id, owner)
 
 
 def renew(store: Store, account_id: int, owner: str, now: datetime) -> None:
@@ -170,7 +200,11 @@ def record_success(
     store: Store, account_id: int, owner: str, now: datetime, *, next_poll_at: datetime,
     keep_lease: bool,
 ) -> None:
-    """A pass completed: clear the failure count; release the lease unless still polling."""
+    """A pass completed: clear the failure count; release the lease unless still polling.
+
+    Keeping it raises LeaseLost when it is gone, and PollingStopped (the lease given back)
+    when the account may not be polled any more.
+    """
     values: dict[str, object] = {
         "last_success_at": now, "consecutive_failures": 0, "next_poll_at": next_poll_at,
         "updated_at": MailAccount.updated_at,
@@ -179,14 +213,20 @@ def record_success(
         values["lease_until"] = now + timedelta(seconds=LEASE_SECONDS)
     else:
         values.update(lease_owner=None, lease_until=None)
+    held = [MailAccount.id == account_id, MailAccount.lease_owner == owner]
+    lost = None
     with store.transaction() as session:
         result = session.execute(
-            update(MailAccount)
-            .where(MailAccount.id == account_id, MailAccount.lease_owner == owner)
+            update(MailAccount).where(*held, *(_still_polled() if keep_lease else ()))
             .values(**values)
         )
         if keep_lease and result.rowcount != 1:  # type: ignore[attr-defined]
-            raise LeaseLost(f"mail account {account_id}: lease of {owner} ran out")
+            lost = _lost(session, account_id, owner)
+            if isinstance(lost, PollingStopped):  # the pass is recorded; the lease goes back
+                session.execute(update(MailAccount).where(*held).values(
+                    **{**values, "lease_owner": None, "lease_until": None}))
+    if lost is not None:
+        raise lost
 
 
 def backoff_delay(failures: int, cap_seconds: int) -> timedelta:

@@ -3,7 +3,9 @@
 The lease is renewed in the background while the session lives; losing it aborts the
 connection at once. Every ending is recorded on the account: success (failures reset), a
 failure (counted, backed off exponentially up to ``imap.max_backoff``), or a pause when the
-server refused the login or the stored secret cannot be decrypted. Nothing here lets one
+server refused the login or the stored secret cannot be decrypted. An account paused (or its
+user's email sync turned off) while held ends the session at the next lease renewal or write,
+before anything more is logged, and its lease is given back. Nothing here lets one
 account's trouble reach another's session.
 """
 
@@ -29,6 +31,7 @@ from gateway.mail_import import LeaseRef
 from gateway.mail_leases import (
     LEASE_SECONDS,
     LeaseLost,
+    PollingStopped,
     load_target,
     record_failure,
     record_success,
@@ -90,6 +93,7 @@ class AccountSession:
         self.report = AccountReport(account_id)
         self.stopping = False
         self._lease_lost = False
+        self._stopped_by: PollingStopped | None = None  # a pause seen by the lease renewal
         self._aborted = False
         self._client: GatewayIMAP4Client | None = None
         self._connected: _Connected | None = None
@@ -120,19 +124,30 @@ class AccountSession:
                 await self._ended_badly(exc)
                 return self.report
             # Stopped (and maybe cut short): another poller may take over at once.
-            try:
-                await self._in_thread(release, self.ctx.store, self.account_id,
-                                      self.ctx.owner, next_poll_at=utcnow())
-            except Exception as db_exc:  # the lease then simply runs out
-                log.warning("imap account %d: cannot release the lease: %s",
-                            self.account_id, describe_error(db_exc))
+            await self._give_back()
         finally:
             if renewer.running:
                 renewer.stop()
             self.abort()
         return self.report
 
+    async def _give_back(self) -> None:
+        try:
+            await self._in_thread(release, self.ctx.store, self.account_id,
+                                  self.ctx.owner, next_poll_at=utcnow())
+        except Exception as db_exc:  # the lease then simply runs out
+            log.warning("imap account %d: cannot release the lease: %s",
+                        self.account_id, describe_error(db_exc))
+
     async def _ended_badly(self, exc: Exception) -> None:
+        stopped = exc if isinstance(exc, PollingStopped) else self._stopped_by
+        if stopped is not None:
+            # Paused (or email sync off) while held: nothing after it was logged.
+            self.report.error = str(stopped)
+            log.info("imap %s: %s; polling stopped", self.report.username or self.account_id,
+                     stopped)
+            await self._give_back()
+            return
         if isinstance(exc, LeaseLost) or self._lease_lost:
             # Not a failure of the mailbox: another poller may hold the account now.
             self.report.error = str(exc) if isinstance(exc, LeaseLost) else (
@@ -233,6 +248,8 @@ class AccountSession:
     def _renew_failed(self, failure: Failure) -> None:
         # Without the lease another poller may start on this mailbox: stop touching it now.
         self._lease_lost = True
+        if isinstance(failure.value, PollingStopped):
+            self._stopped_by = failure.value
         log.warning("imap account %d: lease renewal failed: %s", self.account_id,
                     describe_error(failure.value or Exception("unknown")))
         self.abort()

@@ -2,8 +2,10 @@
 
 ``check_rcpt`` answers RCPT TO. ``admit`` takes a whole message: it works out whose mail it
 is (secret addresses name their user; the shared address needs an authenticated CRM sender),
-and commits the raw bytes to the inbound queue before the caller may answer 250. Nothing is
-parsed beyond the top-level header block here: the real work happens later, from the queue.
+and commits the raw bytes to the inbound queue before the caller may answer 250 (a copy
+proven by DKIM alone without the fields its signature does not cover: see `signed_view`).
+Nothing is parsed beyond the top-level header block here: the real work happens later, from
+the queue.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from bcc_ingest.smtp.sender_auth import DnsFunction, IpNetwork, dkim_aligned, in_networks
+from bcc_ingest.smtp.sender_auth import DnsFunction, IpNetwork, dkim_signed_fields, in_networks
+from bcc_ingest.smtp.signed_view import repeated_fields, signed_view
 from gateway.bcc_addresses import (
     SHARED,
     USER,
@@ -57,6 +60,16 @@ class Delivery:
 class Admission:
     queued: tuple[int, ...]  # inbound row ids; empty: refused
     note: str | None  # why it was refused, or why the shared copy was not attributed
+    left_out: tuple[str, ...] = ()  # fields of the shared copy its DKIM signature did not cover
+
+
+@dataclass(frozen=True)
+class _Proof:
+    """Whether the shared copy's sender is proven, and the bytes that may be logged."""
+
+    refusal: str | None
+    raw: bytes = b""
+    left_out: tuple[str, ...] = ()
 
 
 def check_rcpt(store: Store, settings: IntakeSettings, address: str) -> RecipientCheck:
@@ -76,9 +89,15 @@ def _recipients(store: Store, settings: IntakeSettings, delivery: Delivery
 
 
 def admit(store: Store, settings: IntakeSettings, delivery: Delivery) -> Admission:
-    """Queue the message for every user it is attributed to, or refuse it."""
+    """Queue the message for every user it is attributed to, or refuse it.
+
+    A secret address's user gets the message as it came; a user the shared address is
+    attributed to by DKIM gets it without the fields the signature does not cover.
+    """
     recipients = _recipients(store, settings, delivery)
     users = list(dict.fromkeys(r for r in recipients if r is not None))
+    shared: list[int] = []
+    proof = _Proof(None)
     note = None
     if None in recipients:  # the shared address: whose mail is it, and is that proven?
         sender = parse_headers(delivery.raw).sender
@@ -86,31 +105,41 @@ def admit(store: Store, settings: IntakeSettings, delivery: Delivery) -> Admissi
         with store.reading() as session:
             verdict = check_sender(session, delivery.mail_from, header_from)
         # Authentication runs outside any transaction: DKIM may wait on DNS.
-        note = verdict.refusal or _unauthenticated(settings, delivery, header_from)
+        if verdict.refusal is None:
+            proof = _prove(settings, delivery, header_from)
+        note = verdict.refusal or proof.refusal
         if note is None:
-            users += [user_id for user_id in verdict.user_ids if user_id not in users]
-    if not users:
+            shared = [user_id for user_id in verdict.user_ids if user_id not in users]
+    if not users and not shared:
         return Admission((), note or "no recipient names a user")
     with durable_transaction(store) as session:
-        ids = enqueue(
-            session, raw=delivery.raw, user_ids=users, peer=delivery.peer,
-            mail_from=delivery.mail_from, rcpt_tos=delivery.rcpt_tos,
-        )
-    return Admission(tuple(ids), note)
+        ids: list[int] = []
+        for raw, user_ids in ((delivery.raw, users), (proof.raw, shared)):
+            if user_ids:
+                ids += enqueue(
+                    session, raw=raw, user_ids=user_ids, peer=delivery.peer,
+                    mail_from=delivery.mail_from, rcpt_tos=delivery.rcpt_tos,
+                )
+    return Admission(tuple(ids), note, proof.left_out if shared else ())
 
 
-def _unauthenticated(
-    settings: IntakeSettings, delivery: Delivery, header_from: str
-) -> str | None:
-    """None when one configured means proves the sender, else why none did."""
+def _prove(settings: IntakeSettings, delivery: Delivery, header_from: str) -> _Proof:
+    """Proof by one configured means that the sender is who From names, or why there is none."""
     if TRUSTED_NETWORKS in settings.sender_auth and in_networks(
         delivery.peer_host, settings.trusted_networks
     ):
-        return None
+        return _Proof(None, delivery.raw)
     from_domain = header_from.rpartition("@")[2]
-    if DKIM in settings.sender_auth and from_domain and dkim_aligned(
-        delivery.raw, from_domain, settings.dkim_dns
-    ):
-        return None
+    if DKIM in settings.sender_auth and from_domain:
+        repeated = repeated_fields(delivery.raw)
+        if repeated:
+            # RFC 6376 section 8.15: the signature may cover one instance, the parser reads
+            # another.
+            return _Proof(f"not authenticated by DKIM: {', '.join(repeated)} "
+                          "occurs more than once")
+        signed = dkim_signed_fields(delivery.raw, from_domain, settings.dkim_dns)
+        if signed is not None:
+            raw, removed = signed_view(delivery.raw, signed)
+            return _Proof(None, raw, tuple(removed))
     means = " or ".join(sorted(settings.sender_auth)) or "none configured"
-    return f"sender not authenticated (means: {means})"
+    return _Proof(f"sender not authenticated (means: {means})")

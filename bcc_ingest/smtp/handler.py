@@ -124,6 +124,9 @@ class BccHandler:
             return ERR_NOT_AUTHORISED
         if admission.note:
             log.info("%s: shared-address copy not attributed: %s", peer, admission.note)
+        if admission.left_out:
+            log.info("%s: shared-address copy logged without %s: not covered by its DKIM "
+                     "signature", peer, ", ".join(admission.left_out))
         ids = " ".join(str(i) for i in admission.queued)
         log.info("%s: message from %r (%d bytes) queued as %s", peer, delivery.mail_from,
                  len(delivery.raw), ids)

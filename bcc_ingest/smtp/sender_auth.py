@@ -53,12 +53,14 @@ def aligned(signing_domain: str, from_domain: str) -> bool:
     return author == signer or author.endswith("." + signer)
 
 
-def dkim_aligned(raw: bytes, from_domain: str, dns: DnsFunction | None) -> bool:
-    """True when one of the first signatures verifies and aligns with ``from_domain``."""
+def dkim_signed_fields(raw: bytes, from_domain: str, dns: DnsFunction | None
+                       ) -> frozenset[str] | None:
+    """The fields (lower-cased ``h=`` names) covered by the first of the first signatures
+    that verifies and aligns with ``from_domain``; None when none does."""
     try:
         verifier = dkim.DKIM(raw, minkey=1024, timeout=DNS_TIMEOUT)
     except dkim.DKIMException:
-        return False
+        return None
     count = sum(1 for name, _ in verifier.headers if name.lower() == b"dkim-signature")
     for index in range(min(count, MAX_SIGNATURES)):
         try:
@@ -70,11 +72,12 @@ def dkim_aligned(raw: bytes, from_domain: str, dns: DnsFunction | None) -> bool:
         if not valid or b"l" in fields:
             # l= limits the signed body length: anyone could append text after it.
             continue
-        if b"from" not in verifier.include_headers:
+        signed = frozenset(name.decode("ascii", "replace") for name in verifier.include_headers)
+        if "from" not in signed:
             continue
         if aligned(fields[b"d"].decode("ascii", "replace"), from_domain):
-            return True
-    return False
+            return signed
+    return None
 
 
 def in_networks(host: str | None, networks: Iterable[IpNetwork]) -> bool:

@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from gateway.cli.base import Context, Failure
-from gateway.cli.mail_text import account_lines, check_lines, report_line, unpolled_reason
+from gateway.cli.mail_text import (
+    account_lines,
+    check_lines,
+    report_line,
+    unpolled_lines,
+    unpolled_reason,
+)
 from gateway.mail_accounts import (
     POP3_REFUSED,
     PROVIDERS,
@@ -210,7 +216,8 @@ def do_poll(context: Context, args: argparse.Namespace) -> int:
     if args.username and not reports:
         lines.append(unpolled_reason(context.store, args.username))
         failed = True
-    if not args.username and not reports:
-        lines.append("no active mail accounts to poll")
+    if not args.username:
+        # Accounts another poller holds (or paused ones) are not a failure of this pass.
+        lines += unpolled_lines(context.store, [report.account_id for report in reports])
     context.emit([report.as_dict() for report in reports], lines)
     return 1 if failed else 0

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, true
 
 from gateway.cli.base import iso
 from gateway.clock import utcnow
 from gateway.db import Store
 from gateway.mail_accounts import get_account
-from gateway.models import User
+from gateway.models import MailAccount, User
 from gateway.users import get_user
 
 if TYPE_CHECKING:
@@ -36,7 +39,10 @@ def account_lines(data: dict[str, Any]) -> list[str]:
         lines.append(f"  next poll:    {iso(data['next_poll_at'])}")
     lease_until = data["lease_until"]
     if data["lease_owner"] and lease_until is not None and lease_until > utcnow():
-        lines.append(f"  polled by:    {data['lease_owner']} (lease until {iso(lease_until)})")
+        # A paused account's holder stops at its next write or lease renewal (30 s at most).
+        stopping = ", stops within 30 s: paused" if data["state"] == "paused" else ""
+        lines.append(f"  polled by:    {data['lease_owner']} (lease until {iso(lease_until)}"
+                     f"{stopping})")
     for cursor in data["cursors"]:
         lines.append(f"  folder {cursor['folder']}: UIDVALIDITY {cursor['uidvalidity']}, "
                      f"logged up to UID {cursor['last_uid']}")
@@ -77,12 +83,31 @@ def unpolled_reason(store: Store, username: str) -> str:
     """Why a named account was not polled by `mail poll --once`."""
     with store.reading() as session:
         user: User = get_user(session, username)
-        account = get_account(session, user)
-        if account.paused:
-            return f"{username}: not polled: paused: {account.paused_reason}"
-        if not user.email_sync:
-            return f"{username}: not polled: email sync is off for this user"
-        if account.lease_owner and account.lease_until and account.lease_until > utcnow():
-            return (f"{username}: not polled: {account.lease_owner} is polling it "
-                    f"(lease until {iso(account.lease_until)})")
-        return f"{username}: not polled"
+        return _why_not(user, get_account(session, user))
+
+
+def unpolled_lines(store: Store, polled: Collection[int]) -> list[str]:
+    """`mail poll --once` without a user: why each account not in ``polled`` was left out."""
+    with store.reading() as session:
+        rows = session.execute(
+            select(User, MailAccount).join(MailAccount, MailAccount.user_id == User.id)
+            .where(MailAccount.id.not_in(list(polled)) if polled else true())
+            .order_by(User.username)
+        ).all()
+        lines = [_why_not(user, account) for user, account in rows]
+    if not lines and not polled:
+        return ["no mail accounts are connected; connect one with 'crm-gateway mail set ...'"]
+    return lines
+
+
+def _why_not(user: User, account: MailAccount) -> str:
+    name = user.username
+    if account.paused:
+        return f"{name}: not polled: paused: {account.paused_reason}"
+    if not user.email_sync:
+        return f"{name}: not polled: email sync is off for this user"
+    if account.lease_owner and account.lease_until and account.lease_until > utcnow():
+        # A poller in 'serve' renews its lease while it holds the mailbox.
+        return (f"{name}: not polled: {account.lease_owner} is polling it (lease until "
+                f"{iso(account.lease_until)}, renewed while it polls)")
+    return f"{name}: not polled: another poller had it until just now; try again"

@@ -36,12 +36,16 @@ def _key(domain: str) -> bytes:
     return _private[domain]
 
 
-def sign(raw: bytes, domain: str, *, length: bool = False) -> bytes:
-    """``raw`` with a DKIM-Signature of ``domain`` prepended (relaxed/simple, From signed)."""
+SIGNED_FIELDS = ("from", "to", "cc", "subject", "date", "message-id")
+
+
+def sign(raw: bytes, domain: str, *, length: bool = False,
+         fields: tuple[str, ...] = SIGNED_FIELDS) -> bytes:
+    """``raw`` with a DKIM-Signature of ``domain`` prepended (relaxed/simple) covering
+    ``fields`` (``h=``)."""
     header: bytes = dkim.sign(
         raw, SELECTOR.encode(), domain.encode(), _key(domain),
-        include_headers=[b"from", b"to", b"cc", b"subject", b"date", b"message-id"],
-        length=length,
+        include_headers=[name.encode() for name in fields], length=length,
     )
     return header + raw
 
