@@ -1,4 +1,4 @@
-"""``crm-gateway db upgrade``."""
+"""``crm-gateway db upgrade`` and ``db record-key``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sqlalchemy.exc import OperationalError
 
 from gateway.cli.base import Context
 from gateway.db import StoreError, shared_store
+from gateway.key_check import record_key
 
 
 def register(commands: Any) -> None:
@@ -16,6 +17,9 @@ def register(commands: Any) -> None:
     sub = group.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     upgrade = sub.add_parser("upgrade", help="apply pending migrations")
     upgrade.set_defaults(handler=do_upgrade)
+    record = sub.add_parser(
+        "record-key", help="make this security.secret_key the one every process must use")
+    record.set_defaults(handler=do_record_key)
 
 
 def do_upgrade(context: Context, _args: argparse.Namespace) -> int:
@@ -31,4 +35,15 @@ def do_upgrade(context: Context, _args: argparse.Namespace) -> int:
         else f"database upgraded from {before or 'empty'} to {after}"
     )
     context.emit({"from": before, "to": after}, message)
+    return 0
+
+
+def do_record_key(context: Context, _args: argparse.Namespace) -> int:
+    changed = record_key(context.store, context.config.get("security", "secret_key"))
+    context.emit(
+        {"changed": changed},
+        "security.secret_key recorded: processes with another key now refuse to start; "
+        "mailbox passwords stored under the old key must be set again ('mail set')"
+        if changed else "security.secret_key is already the recorded one",
+    )
     return 0
