@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
-from gateway.cli.base import Context
+from gateway.cli.base import Context, one_line
 from gateway.db import StoreError, shared_store
 from gateway.key_check import record_key
 
@@ -16,7 +16,7 @@ def register(commands: Any) -> None:
     group = commands.add_parser("db", help="database schema")
     sub = group.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     upgrade = sub.add_parser("upgrade", help="apply pending migrations")
-    upgrade.set_defaults(handler=do_upgrade)
+    upgrade.set_defaults(handler=do_upgrade, creates_store=True)
     record = sub.add_parser(
         "record-key", help="make this security.secret_key the one every process must use")
     record.set_defaults(handler=do_record_key)
@@ -28,8 +28,8 @@ def do_upgrade(context: Context, _args: argparse.Namespace) -> int:
         before = store.current_revision()
         store.upgrade()
         after = store.current_revision()
-    except OperationalError as exc:
-        raise StoreError(f"cannot use {store.engine.url!r}: {exc.orig}") from None
+    except DBAPIError as exc:
+        raise StoreError(f"cannot use {store.engine.url!r}: {one_line(exc.orig)}") from None
     message = (
         f"database is current (revision {after})" if before == after
         else f"database upgraded from {before or 'empty'} to {after}"

@@ -21,7 +21,7 @@ def register(commands: Any) -> None:
                        help=f"run just one role: {', '.join(sorted(host.ROLES))}")
     serve.add_argument("--log-level", default="info",
                        choices=["debug", "info", "warning", "error"])
-    serve.set_defaults(handler=do_serve)
+    serve.set_defaults(handler=do_serve, creates_store=True)
 
 
 def do_serve(context: Context, args: argparse.Namespace) -> int:
