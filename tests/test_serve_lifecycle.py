@@ -124,6 +124,27 @@ def test_serve_with_the_http_port_taken_says_so_in_one_line_and_exits_2(
     ), f"after {took:.1f} s"
 
 
+def test_serve_with_the_smtp_port_taken_stops_the_roles_already_started_and_exits_2(
+    database_url: str, tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        http_port = free_port()
+        env = serve_env(database_url, tmp_path, http_port, port)
+        done = subprocess.run([script(), "serve"], env=env, capture_output=True, text=True,
+                              timeout=EXIT_SECONDS, check=False, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.splitlines()
+    assert "role http started" in done.stderr  # started, then stopped again
+    assert lines[-1] == (f"crm-gateway: cannot start: smtp.listen 127.0.0.1:{port}: address "
+                         "already in use (is another crm-gateway serve running?)")
+    assert "Traceback" not in done.stderr
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://127.0.0.1:{http_port}/healthz", timeout=5)
+
+
 def seed_calendar(store: Store, rep: Rep, count: int) -> None:
     start = datetime(2026, 12, 7, 9, tzinfo=UTC)
     with store.transaction() as session:
