@@ -2,8 +2,9 @@
 
 Sources, lowest to highest precedence: built-in defaults < the TOML file (``--config PATH``,
 else ``$CRM_GATEWAY_CONFIG``, else ``./crm-gateway.toml`` if present) < environment variables
-``CRM_GATEWAY_<SECTION>_<KEY>``. A bad value raises :class:`ConfigError` whose message names the
-key, the source and what is expected, in one line.
+``CRM_GATEWAY_<SECTION>_<KEY>`` (a list there is comma-separated: ``a,b``). A bad value
+raises :class:`ConfigError` whose message names the key, the source and what is expected,
+in one line. A secret key is generated into the data folder only when first read.
 """
 
 from __future__ import annotations
@@ -144,6 +145,11 @@ class Option:
     default: Any
     help: str
     expected: str
+    example: str = ""  # list options: a value as the environment takes it, "a,b"
+
+    @property
+    def is_list(self) -> bool:
+        return isinstance(self.default, tuple)
 
     @property
     def name(self) -> str:
@@ -196,10 +202,11 @@ SCHEMA: tuple[Option, ...] = (
     Option("smtp", "sender_auth", _parse_sender_auth, ("dkim", "trusted_networks"),
            "How mail to the shared logging address proves its sender: dkim (a valid DKIM "
            "signature aligned with the From domain) and/or trusted_networks. Empty: only the "
-           "per-user secret addresses log mail", 'a list of "dkim" and/or "trusted_networks"'),
+           "per-user secret addresses log mail", 'a list of "dkim" and/or "trusted_networks"',
+           "dkim,trusted_networks"),
     Option("smtp", "trusted_networks", _parse_networks, (),
            "Client networks (your own outbound relays) whose mail counts as authenticated",
-           "a list of IP networks"),
+           "a list of IP networks", "10.0.0.0/8,192.0.2.10/32"),
     Option("smtp", "dkim_dns", _parse_function_ref, "",
            "TXT lookup used to verify DKIM signatures, as module:function taking (name, "
            "timeout=...) like dkimpy's dnsfunc. Empty: real DNS", "module:function"),
@@ -207,10 +214,11 @@ SCHEMA: tuple[Option, ...] = (
            "Make unknown external participants of logged mail CRM contacts", "a boolean"),
     Option("smtp", "internal_domains", _parse_domains, (),
            "Your own domains (subdomains included): their addresses never become contacts, "
-           "and mail among them only is not logged", "a list of domains"),
+           "and mail among them only is not logged", "a list of domains",
+           "acme.example,acme-sales.example"),
     Option("smtp", "never_log", _parse_mail_names, (),
            "Addresses or domains (subdomains included) whose mail is never logged",
-           "a list of email addresses or domains"),
+           "a list of email addresses or domains", "noreply@acme.example,payroll.example"),
     Option("smtp", "workers", _parse_non_negative_int, 1,
            "Threads turning queued messages into activities. 0: this process only accepts "
            "and queues, another one processes", "an integer, 0 or more"),
@@ -244,8 +252,9 @@ SCHEMA: tuple[Option, ...] = (
            "Mailboxes one poller process works on at once (each IDLE session holds one)",
            "a positive integer"),
     Option("security", "secret_key", _parse_str, "",
-           "Key that encrypts mailbox secrets at rest. Empty: generated into the data folder "
-           "(secret_key file) on first run", "a string"),
+           "Key that encrypts mailbox secrets at rest; every process on one database must use "
+           "the same one. Empty: generated into the data folder (secret_key file) when first "
+           "needed", "a string"),
 )
 
 _BY_NAME = {option.name: option for option in SCHEMA}
@@ -260,7 +269,11 @@ class Config:
         self.data_dir = data_dir
 
     def get(self, section: str, key: str) -> Any:
-        return self._values[f"{section}.{key}"]
+        name = f"{section}.{key}"
+        if name == "security.secret_key" and not self._values[name]:
+            # Generated only when first needed, so commands that never need it write nothing.
+            self._values[name] = _generated_secret(self.data_dir)
+        return self._values[name]
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self._values)
@@ -297,6 +310,24 @@ def _coerce(option: Option, raw: Any, source: str) -> Any:
         ) from None
 
 
+def _coerce_env(option: Option, raw: str) -> Any:
+    """An environment value; a list there is comma-separated, nothing else."""
+    if not option.is_list:
+        return _coerce(option, raw, f"environment {option.env}")
+    if any(mark in raw for mark in '[]"\''):
+        raise ConfigError(
+            f"{option.env} in the environment: {raw!r} is not valid; a list there is "
+            f"comma-separated, without brackets or quotes, e.g. {option.env}={option.example}"
+        )
+    try:
+        return option.parse(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{option.env} in the environment: {raw!r} is not valid; expected "
+            f"{option.expected}, comma-separated, e.g. {option.env}={option.example}"
+        ) from None
+
+
 def load(
     explicit_path: str | None = None,
     environ: Mapping[str, str] | None = None,
@@ -325,7 +356,7 @@ def load(
             env_option = known_env.get(name)
             if env_option is None:
                 raise ConfigError(f"{name} in the environment: unknown option")
-            values[env_option.name] = _coerce(env_option, raw, f"environment {name}")
+            values[env_option.name] = _coerce_env(env_option, raw)
 
     base = path.resolve().parent if path is not None else Path.cwd()
     data_dir = Path(values["paths.data_dir"]) if values["paths.data_dir"] else base / "var"
@@ -341,8 +372,6 @@ def load(
 
     if not values["database.url"]:
         values["database.url"] = f"sqlite:///{data_dir / 'crm-gateway.sqlite3'}"
-    if not values["security.secret_key"] and create_data_dir:
-        values["security.secret_key"] = _generated_secret(data_dir)
     return Config(values, path, data_dir)
 
 
@@ -353,6 +382,10 @@ def _generated_secret(data_dir: Path) -> str:
         return key_file.read_text().strip()
     except FileNotFoundError:
         pass
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"paths.data_dir: cannot create {data_dir}: {exc.strerror}") from None
     key = secrets.token_urlsafe(32)
     try:
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

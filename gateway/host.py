@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import os
 import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -22,6 +24,8 @@ from gateway.db import Store
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+STOP_SECONDS = 15  # longest graceful shutdown before the process ends anyway
 
 Stop = Callable[[], Awaitable[None] | Any | None]
 Start = Callable[[Config, Store], Stop]
@@ -86,12 +90,20 @@ def load_role(name: str) -> Start:
 
 
 def run(config: Config, store: Store, roles: list[str]) -> int:
-    """Run ``roles`` until SIGINT/SIGTERM; returns the process exit code."""
+    """Run ``roles`` until SIGINT/SIGTERM; returns the process exit code.
+
+    A role that cannot start stops those already started and the process exits 2 after one
+    line on stderr. A signal stops every role at once, each finishing what it has in hand;
+    whatever is still running after ``STOP_SECONDS`` is abandoned and the process exits 1.
+    A second signal during shutdown ends the process at once.
+    """
     reactor = install_reactor()
     from twisted.internet import defer
 
     stops: list[Stop] = []
     failed: list[BaseException] = []
+    abandoned: list[bool] = []
+    stopping: list[bool] = []
 
     def start_all() -> None:
         try:
@@ -99,32 +111,81 @@ def run(config: Config, store: Store, roles: list[str]) -> int:
                 stops.append(load_role(name)(config, store))
                 log.info("role %s started", name)
         except Exception as exc:  # a role that cannot start stops the whole process
-            log.error("cannot start: %s", exc)
             failed.append(exc)
             shut_down()
 
-    @defer.inlineCallbacks
-    def stop_all() -> Any:
-        for stop in reversed(stops):
+    def stop_one(stop: Stop) -> defer.Deferred[Any]:
+        try:
             result = stop()
-            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
-                yield defer.Deferred.fromFuture(asyncio.ensure_future(result))
-            elif isinstance(result, defer.Deferred):
-                yield result
+        except Exception as exc:
+            return defer.fail(exc)
+        if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+            return defer.Deferred.fromFuture(asyncio.ensure_future(result))
+        if isinstance(result, defer.Deferred):
+            return result
+        return defer.succeed(None)
+
+    def stop_all() -> defer.Deferred[Any]:
+        if not stops:
+            return defer.succeed(None)
+        log.info("stopping")
+        done = defer.DeferredList([stop_one(stop) for stop in stops], consumeErrors=True)
+        done.addCallback(_log_stop_failures)
+
+        def timed_out(failure: Any) -> None:
+            failure.trap(defer.TimeoutError)
+            log.warning("roles still busy after %d s: stopping anyway", STOP_SECONDS)
+            abandoned.append(True)
+
+        done.addTimeout(STOP_SECONDS, reactor).addErrback(timed_out)
+        return done
 
     def shut_down() -> None:
-        # A second signal (or one during shutdown) must not stop the reactor twice.
-        if reactor.running and not stopping:
-            stopping.append(True)
-            reactor.stop()
+        if not reactor.running:
+            return
+        if stopping:  # a second signal: the operator wants out now
+            _exit_now(1)
+        stopping.append(True)
+        reactor.stop()
 
-    stopping: list[bool] = []
     reactor.callWhenRunning(start_all)
     reactor.addSystemEventTrigger("before", "shutdown", stop_all)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: reactor.callFromThread(shut_down))
-    reactor.run(installSignalHandlers=False)
+    previous = {signum: signal.signal(signum, lambda *_: reactor.callFromThread(shut_down))
+                for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        reactor.run(installSignalHandlers=False)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     if failed:
         print(f"crm-gateway: cannot start: {failed[0]}", file=sys.stderr)
-        return 1
+        _exit_if_stuck(2)
+        return 2
+    if abandoned:
+        _exit_now(1)
+    log.info("stopped")
+    _exit_if_stuck(0)
     return 0
+
+
+def _log_stop_failures(results: list[tuple[bool, Any]]) -> None:
+    for ok, outcome in results:
+        if not ok:
+            log.error("a role did not stop cleanly: %s", outcome.getErrorMessage())
+
+
+def _exit_if_stuck(code: int) -> None:
+    """Threads that outlived their role would keep the interpreter from exiting: end now."""
+    others = [t for t in threading.enumerate()
+              if t is not threading.current_thread() and not t.daemon and t.is_alive()]
+    if others:
+        log.warning("threads still running after shutdown: %s",
+                    ", ".join(t.name for t in others))
+        _exit_now(code)
+
+
+def _exit_now(code: int) -> None:
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

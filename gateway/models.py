@@ -507,3 +507,17 @@ class MailFolderCursor(Base):
     uidvalidity: Mapped[int] = mapped_column(BigInteger)
     last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- the installation -----------------------------------------------------------------------
+
+
+class KeyFingerprint(Base):
+    """A fingerprint of a configured key (e.g. ``security.secret_key``) that every process on
+    this database must share; the key itself is never stored."""
+
+    __tablename__ = "key_fingerprints"
+
+    option: Mapped[str] = mapped_column(String(100), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

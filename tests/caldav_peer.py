@@ -65,6 +65,8 @@ def start_gateway(database_url: str, workdir: Path, *extra_env: tuple[str, str])
         "CRM_GATEWAY_HTTP_LISTEN": f"127.0.0.1:{port}",
         "CRM_GATEWAY_PATHS_DATA_DIR": str(workdir / "var"),
         "CRM_GATEWAY_HTTP_MAX_BODY_BYTES": str(256 * 1024),
+        # Every process on one database shares the key (serve refuses to start otherwise).
+        "CRM_GATEWAY_SECURITY_SECRET_KEY": "the CalDAV tests' secret key",
     })
     env.update(dict(extra_env))
     log_path = workdir / f"gateway-{port}.log"

@@ -161,6 +161,9 @@ def test_console_script_runs_with_a_config_file(tmp_path: Path) -> None:
     config.write_text('[http]\nlisten = "127.0.0.1:5999"\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_GATEWAY_")}
     script = Path(sys.executable).parent / "crm-gateway"
+    created = subprocess.run([str(script), "--config", str(config), "db", "upgrade"],
+                             capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert created.returncode == 0, created.stderr
     done = subprocess.run([str(script), "--config", str(config), "--json", "users", "list"],
                           capture_output=True, text=True, env=env, timeout=60, check=False)
     assert done.returncode == 0, done.stderr

@@ -11,8 +11,10 @@ ends DATA only at CRLF.CRLF, so a bare-LF dot cannot smuggle a second message.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -28,6 +30,8 @@ log = logging.getLogger(__name__)
 
 INTAKE_THREADS = 4  # concurrent RCPT checks and queue commits
 IDENT = "crm-gateway"  # the greeting names no software version
+STOP_GRACE_SECONDS = 10.0
+SHUTTING_DOWN = b"421 4.3.2 Service shutting down, try again later\r\n"
 
 
 class SmtpListener:
@@ -72,9 +76,16 @@ class SmtpListener:
         if logging.getLogger("mail.log").getEffectiveLevel() < logging.WARNING:
             logging.getLogger("mail.log").setLevel(logging.WARNING)
         family = socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET
-        self._socket = socket.create_server(
-            (self.settings.host, self.settings.port), family=family, reuse_port=False
-        )
+        try:
+            self._socket = socket.create_server(
+                (self.settings.host, self.settings.port), family=family, reuse_port=False
+            )
+        except OSError as exc:
+            reason = ("address already in use (is another crm-gateway serve running?)"
+                      if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc)).lower())
+            raise OSError(
+                f"smtp.listen {self.settings.host}:{self.settings.port}: {reason}"
+            ) from None
         loop = current_loop()
         self._serving = loop.create_task(loop.create_server(self._session, sock=self._socket))
         self.worker.start(loop)
@@ -83,12 +94,20 @@ class SmtpListener:
                  self.settings.workers)
 
     async def stop(self) -> None:
+        """Stop accepting, let recipients and messages in hand be answered (at most
+        ``STOP_GRACE_SECONDS``), close the other sessions with 421, then stop the workers."""
         if self._serving is not None:
             server = await self._serving
             server.close()
+            deadline = time.monotonic() + STOP_GRACE_SECONDS
+            while self._handler.busy() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
             for session in list(self._sessions):
-                if session.transport is not None:
-                    session.transport.close()
+                transport = session.transport
+                if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+                    transport.write(SHUTTING_DOWN)
+                if transport is not None:
+                    transport.close()
             await server.wait_closed()
         await self.worker.stop()
         self._executor.shutdown(wait=True)

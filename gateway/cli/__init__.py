@@ -1,14 +1,18 @@
 """The ``crm-gateway`` command line.
 
-``crm-gateway [--config PATH] [--json] COMMAND``. A mistake prints one line on stderr saying
-what is wrong and exits 2, with nothing written (each command is one transaction).
+``crm-gateway [--config PATH] [--json] COMMAND``. A mistake, a configuration or database
+error prints one line on stderr saying what is wrong and exits 2, with nothing written (each
+command is one transaction). Output cut short by its reader (``| head``) ends quietly.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+
+from sqlalchemy.exc import DBAPIError
 
 from gateway.cli import (
     accounts,
@@ -53,22 +57,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        config = load(args.config)
+        return _run(args)
+    except BrokenPipeError:
+        return _reader_went_away()
+    except KeyboardInterrupt:
+        print("crm-gateway: interrupted", file=sys.stderr)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        config = load(args.config, create_data_dir=False)
     except ConfigError as exc:
         print(f"crm-gateway: configuration: {exc}", file=sys.stderr)
         return 2
-    context = Context(config, as_json=args.json)
+    context = Context(config, as_json=args.json,
+                      creates_store=getattr(args, "creates_store", False))
     try:
         result = args.handler(context, args)
+        sys.stdout.flush()  # a reader that went away shows here, not at interpreter exit
     except (DomainError, Failure) as exc:
         print(f"crm-gateway: {exc}", file=sys.stderr)
         return 2
+    except ConfigError as exc:
+        print(f"crm-gateway: configuration: {exc}", file=sys.stderr)
+        return 2
     except StoreError as exc:
         print(f"crm-gateway: database: {exc}", file=sys.stderr)
-        return 1
+        return 2
+    except DBAPIError as exc:
+        print(f"crm-gateway: database: {base.one_line(exc.orig)}", file=sys.stderr)
+        return 2
     finally:
         context.close()
     return int(result or 0)
+
+
+def _reader_went_away() -> int:
+    """``crm-gateway ... | head``: stop writing, without a traceback at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141  # what a shell reports for a command ended by SIGPIPE
 
 
 __all__ = ["base", "build_parser", "main"]

@@ -1,4 +1,9 @@
-"""What every command shares: the opened store, output in text or JSON, argument types."""
+"""What every command shares: the opened store, output in text or JSON, argument types.
+
+Only commands that set ``creates_store`` (``serve``, ``demo``, ``db upgrade``) may create the
+embedded SQLite database; any other command run where there is none says which file it looked
+for and how to point at the right one, and creates nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,14 @@ import json
 import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
-from gateway.config import Config
+from gateway.config import CONFIG_ENV, DEFAULT_CONFIG_NAME, Config
 from gateway.db import Store, StoreError, shared_store
 
 Handler = Callable[["Context", argparse.Namespace], int | None]
@@ -23,16 +30,20 @@ class Failure(Exception):
 
 
 class Context:
-    def __init__(self, config: Config, *, as_json: bool = False):
+    def __init__(self, config: Config, *, as_json: bool = False, creates_store: bool = False):
         self.config = config
         self.as_json = as_json
+        self.creates_store = creates_store
         self._store: Store | None = None
 
     @property
     def store(self) -> Store:
         """The store with its schema current; the embedded default migrates itself."""
         if self._store is None:
-            store = shared_store(self.config.get("database", "url"))
+            url = self.config.get("database", "url")
+            if not self.creates_store:
+                self._require_sqlite_file(url)
+            store = shared_store(url)
             try:
                 if store.needs_upgrade():
                     if not self.embedded_default:
@@ -40,10 +51,32 @@ class Context:
                             "the database schema is not current: run 'crm-gateway db upgrade'"
                         )
                     store.upgrade()
-            except OperationalError as exc:
-                raise StoreError(f"cannot use {store.engine.url!r}: {exc.orig}") from None
+            except DBAPIError as exc:
+                raise StoreError(f"cannot use {store.engine.url!r}: {one_line(exc.orig)}") \
+                    from None
             self._store = store
         return self._store
+
+    def _require_sqlite_file(self, url: str) -> None:
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            return  # opening it says what is wrong with it
+        if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+            return
+        path = Path(parsed.database)
+        if path.exists():
+            return
+        if self.config.config_path is not None:
+            hint = (f"check database.url and paths.data_dir in {self.config.config_path}, "
+                    "or set CRM_GATEWAY_DATABASE_URL")
+        else:
+            hint = (f"no {DEFAULT_CONFIG_NAME} in {Path.cwd()}: run this where yours is, or "
+                    f"point at it with --config PATH or {CONFIG_ENV}, or set "
+                    "CRM_GATEWAY_DATABASE_URL")
+        raise Failure(
+            f"no database at {path}; {hint} ('crm-gateway db upgrade' creates an empty one)"
+        )
 
     @property
     def embedded_default(self) -> bool:
@@ -59,6 +92,11 @@ class Context:
 
     def close(self) -> None:
         self._store = None
+
+
+def one_line(error: object) -> str:
+    """A driver's message (often several lines) as one line."""
+    return " ".join(part.strip() for part in str(error).splitlines() if part.strip())
 
 
 def _json_default(value: Any) -> Any:

@@ -13,7 +13,7 @@ from gateway.users import get_user
 
 def register(commands: Any) -> None:
     demo = commands.add_parser("demo", help="seed a demo CRM (idempotent) and print logins")
-    demo.set_defaults(handler=do_demo)
+    demo.set_defaults(handler=do_demo, creates_store=True)
 
 
 def calendar_base_url(context: Context) -> str:

@@ -1,4 +1,8 @@
-"""``crm-gateway serve [--only ROLE]``: run the gateway until stopped."""
+"""``crm-gateway serve [--only ROLE]``: run the gateway until stopped.
+
+Before any role starts, the process's ``security.secret_key`` is checked against the
+fingerprint in the database: every process on one database must use the same key.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 
 from gateway import host
 from gateway.cli.base import Context
+from gateway.key_check import check_key
 
 
 def register(commands: Any) -> None:
@@ -16,7 +21,7 @@ def register(commands: Any) -> None:
                        help=f"run just one role: {', '.join(sorted(host.ROLES))}")
     serve.add_argument("--log-level", default="info",
                        choices=["debug", "info", "warning", "error"])
-    serve.set_defaults(handler=do_serve)
+    serve.set_defaults(handler=do_serve, creates_store=True)
 
 
 def do_serve(context: Context, args: argparse.Namespace) -> int:
@@ -27,4 +32,5 @@ def do_serve(context: Context, args: argparse.Namespace) -> int:
         logging.getLogger("radicale").setLevel(logging.WARNING)
         logging.getLogger("alembic").setLevel(logging.WARNING)
     roles = [args.only] if args.only else sorted(host.ROLES)
+    check_key(context.store, context.config.get("security", "secret_key"))
     return host.run(context.config, context.store, roles)

@@ -7,13 +7,15 @@ refused before the body is read, a chunked body as soon as it grows past it (413
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 from typing import Any
 
 import radicale
 from radicale import config as radicale_config
-from twisted.internet import threads
+from twisted.internet import defer, threads
+from twisted.internet.error import CannotListenError
 from twisted.python.threadpool import ThreadPool
 from twisted.web import http, resource, server
 from twisted.web.wsgi import WSGIResource
@@ -136,22 +138,37 @@ def build_site(config: Config, store: Store, reactor: Any) -> tuple[server.Site,
 
 
 def start(config: Config, store: Store) -> Any:
-    """The ``http`` role: listen on ``http.listen``; returns the stop function."""
+    """The ``http`` role: listen on ``http.listen``; returns the stop function.
+
+    Stopping closes the port at once; the requests in hand finish before the pool ends.
+    """
     from twisted.internet import reactor as installed
 
     reactor: Any = installed
     site, pool = build_site(config, store, reactor)
+    listen = config.get("http", "listen")
+    host, _, port = listen.rpartition(":")
+    try:
+        port_listener = reactor.listenTCP(int(port), site, interface=host.strip("[]"))
+    except CannotListenError as exc:
+        raise OSError(f"http.listen {listen}: {_reason(exc)}") from None
     pool.start()
-    host, _, port = config.get("http", "listen").rpartition(":")
-    port_listener = reactor.listenTCP(int(port), site, interface=host.strip("[]"))
-    log.info("CalDAV listening on http://%s/", config.get("http", "listen"))
+    log.info("CalDAV listening on http://%s/", listen)
 
+    @defer.inlineCallbacks
     def stop() -> Any:
-        deferred = port_listener.stopListening()
-        if deferred is not None:
-            deferred.addBoth(lambda _: pool.stop())
-        else:
-            pool.stop()
-        return deferred
+        yield port_listener.stopListening()
+        # The pool's threads finish their requests, which write through the reactor: so
+        # wait for them off the reactor thread.
+        yield threads.deferToThread(pool.stop)
 
     return stop
+
+
+def _reason(exc: CannotListenError) -> str:
+    cause = exc.socketError
+    if isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE:
+        return "address already in use (is another crm-gateway serve running?)"
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror.lower()
+    return str(cause)

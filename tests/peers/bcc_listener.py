@@ -70,7 +70,9 @@ def write_config(directory: Path, database_url: str, **smtp: object) -> Config:
         **smtp,
     }
     lines = ["[database]", f"url = {_toml(database_url)}", "[paths]",
-             f"data_dir = {_toml(str(directory / 'var'))}", "[smtp]"]
+             f"data_dir = {_toml(str(directory / 'var'))}",
+             # Every process on one database shares the key (serve refuses to start otherwise).
+             "[security]", 'secret_key = "the BCC tests\' secret key"', "[smtp]"]
     lines += [f"{key} = {_toml(value)}" for key, value in options.items()]
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / CONFIG_NAME

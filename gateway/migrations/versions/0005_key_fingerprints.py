@@ -1,0 +1,29 @@
+"""Key fingerprints: every process on one database uses the same secret key
+
+Revision ID: 0005
+Revises: 0002
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "key_fingerprints",
+        sa.Column("option", sa.String(length=100), nullable=False),
+        sa.Column("fingerprint", sa.String(length=64), nullable=False),
+        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("option", name=op.f("pk_key_fingerprints")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("key_fingerprints")
