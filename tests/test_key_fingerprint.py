@@ -130,3 +130,18 @@ def test_db_record_key_makes_a_changed_key_the_one_every_process_must_use(
     with pytest.raises(KeyMismatch):
         check_key(store, KEY_A)
     assert cli("db", "record-key")[1] == "security.secret_key is already the recorded one\n"
+
+
+def test_mail_set_with_another_key_is_refused_and_stores_nothing(
+    cli: CliRun, store: Store, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    with store.transaction() as session:
+        create_user(session, "alice", "alice@acme.example")
+    check_key(store, KEY_A)
+    monkeypatch.setenv("CRM_GATEWAY_SECURITY_SECRET_KEY", KEY_B)
+    monkeypatch.setenv("ALICE_PASSWORD", "alice's mail password")
+    code, out, err = cli("mail", "set", "alice", "--host", "imap.acme.example",
+                         "--login", "alice", "--password-env", "ALICE_PASSWORD")
+    assert code == 2 and out == ""
+    assert err.startswith("crm-gateway: security.secret_key differs") and err.count("\n") == 1
+    assert cli("mail", "show", "alice")[0] == 2  # no mailbox was stored

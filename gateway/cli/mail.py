@@ -23,6 +23,7 @@ from gateway.cli.mail_text import (
     unpolled_lines,
     unpolled_reason,
 )
+from gateway.key_check import check_key
 from gateway.mail_accounts import (
     POP3_REFUSED,
     PROVIDERS,
@@ -149,7 +150,9 @@ def do_set(context: Context, args: argparse.Namespace) -> int:
         login=args.login, password=_read_password(args),
         folders=args.folders.split(",") if args.folders is not None else None,
     )
-    box = SecretBox(context.config.get("security", "secret_key"))
+    key = context.config.get("security", "secret_key")
+    check_key(context.store, key)  # a password stored under another key could not be read
+    box = SecretBox(key)
     with context.store.transaction() as session:
         user = get_user(session, args.username)
         _, created = set_account(session, user, settings, box)
