@@ -121,9 +121,8 @@ class GatewayMiddleware:
         if method in xml_guard.XML_METHODS:
             refused = self._check_xml(environ)
             if refused is not None:
-                log.info("%s %s refused: %s", method, environ.get("PATH_INFO"), refused.reason)
-                return _respond(start_response, refused.status, f"{refused.reason}\n".encode(),
-                                "text/plain; charset=utf-8")
+                return _respond(start_response, refused.status, refused.body,
+                                refused.content_type)
         body_text: str | None = None
         parsed: EventData | None = None
         if method == "PUT" and _is_event_path(environ.get("PATH_INFO", "")):
@@ -138,14 +137,17 @@ class GatewayMiddleware:
         finally:
             context.end()
 
-    def _check_xml(self, environ: Environ) -> xml_guard.Refused | None:
+    def _check_xml(self, environ: Environ) -> Refusal | None:
         raw = _read_body(environ)
         if not raw:
             return None
         try:
             xml_guard.check(xml_guard.decode(raw, environ.get("CONTENT_TYPE", "")), self.limits)
         except xml_guard.Refused as refused:
-            return refused
+            log.info("%s %s refused: %s", environ.get("REQUEST_METHOD"),
+                     environ.get("PATH_INFO"), refused.reason)
+            return Refusal(refused.status, f"{refused.reason}\n".encode(),
+                           "text/plain; charset=utf-8")
         return None
 
     def _answer(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
