@@ -15,13 +15,13 @@ from caldav_peer import Gateway, Rep, event, free_port, new_rep, start_gateway, 
 from peers.bcc_listener import CONFIG_NAME, REP, eml, seed_world, send, settle, write_config
 from peers.gateway_process import serve
 from peers.postgres_server import private_postgres
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.exc import OperationalError
 
 from gateway.db import Store
 from gateway.diary_types import create_type
 from gateway.models import Activity
-
-pytestmark = pytest.mark.postgres
+from gateway.web import outage
 
 MAIL = "smtp/quote_with_attachments.eml"
 PROPFIND = ('<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getetag/></D:prop>'
@@ -53,6 +53,7 @@ def activities(store: Store) -> int:
         return session.scalar(select(func.count()).select_from(Activity)) or 0
 
 
+@pytest.mark.postgres
 def test_a_database_outage_is_503_and_451_and_the_gateway_recovers_by_itself(
     tmp_path: Path,
 ) -> None:
@@ -105,3 +106,20 @@ def test_a_database_outage_is_503_and_451_and_the_gateway_recovers_by_itself(
             assert activities(store) == 1  # the resent mail is the same activity
             # Neither process was restarted.
             assert caldav.process.poll() is None and smtp.process.poll() is None
+
+
+@pytest.mark.parametrize(("folder", "query", "unavailable"), [
+    ("missing-folder", "SELECT 1", True),  # the file cannot be opened
+    ("", "SELECT * FROM no_such_table", False),  # a mistake, not an outage: still a 500
+])
+def test_only_an_unreachable_sqlite_file_counts_as_an_outage(
+    tmp_path: Path, folder: str, query: str, unavailable: bool
+) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / folder / 'crm.sqlite3'}")
+    outage.watch(engine)
+    outage.begin()
+    with pytest.raises(OperationalError, match=r"unable to open|no such table"), \
+            engine.connect() as connection:
+        connection.execute(text(query))
+    assert outage.failed() is unavailable
+    engine.dispose()

@@ -21,9 +21,23 @@ BODY = b"the database is unreachable; try again later\n"
 _local = threading.local()
 
 
+# sqlite3 raises OperationalError for mistakes too ("no such table"): those stay a 500.
+_SQLITE_UNAVAILABLE = ("locked", "busy", "unable to open", "disk i/o", "readonly", "full")
+
+
+def _unavailable(context: ExceptionContext) -> bool:
+    if context.is_disconnect:
+        return True
+    if not isinstance(context.sqlalchemy_exception, OperationalError | InterfaceError):
+        return False
+    if context.dialect.name == "sqlite":
+        message = str(context.original_exception).lower()
+        return any(word in message for word in _SQLITE_UNAVAILABLE)
+    return True
+
+
 def _mark(context: ExceptionContext) -> None:
-    if context.is_disconnect or isinstance(
-            context.sqlalchemy_exception, OperationalError | InterfaceError):
+    if _unavailable(context):
         _local.failed = True
 
 
