@@ -7,8 +7,10 @@ threads after the storage lock is released (docs/RADICALE.md). Reads go to
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any, overload
@@ -25,6 +27,7 @@ from gateway.users import get_user
 from storage_plugin import context
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 def http_date(moment: datetime | None) -> str:
@@ -109,6 +112,14 @@ class CalendarCollection(storage.BaseCollection):
 
     # --- properties ---
 
+    def _defaults(self) -> dict[str, str]:
+        return {
+            "tag": "VCALENDAR",
+            "D:displayname": self.view.name,
+            "ICAL:calendar-color": self.view.color,
+            "C:supported-calendar-component-set": "VEVENT",
+        }
+
     @overload
     def get_meta(self, key: None = None) -> Mapping[str, str]: ...
 
@@ -116,20 +127,21 @@ class CalendarCollection(storage.BaseCollection):
     def get_meta(self, key: str) -> str | None: ...
 
     def get_meta(self, key: str | None = None) -> Mapping[str, str] | str | None:
-        meta = {
-            "tag": "VCALENDAR",
-            "D:displayname": self.view.name,
-            "ICAL:calendar-color": self.view.color,
-            "C:supported-calendar-component-set": "VEVENT",
-        }
+        meta = self._defaults()
         meta.update(self.view.props)
         return meta if key is None else meta.get(key)
 
     def set_meta(self, props: Mapping[str, str]) -> None:
+        """Keep what the user set: Radicale hands over ``get_meta()`` with the request's
+        changes applied, so a CRM default it carries is not the user's choice (it would
+        freeze the type's colour), and a property absent now was removed."""
+        defaults = self._defaults()
+        chosen = {key: value for key, value in props.items()
+                  if key in self.view.props or defaults.get(key) != value}
         context.forget_calendars()
         with self._store.transaction() as session:
             client_writes.set_props(session, get_user(session, self.username), self.view,
-                                      dict(props))
+                                      chosen)
 
     @property
     def etag(self) -> str:
@@ -157,6 +169,12 @@ class CalendarCollection(storage.BaseCollection):
 
     def get_all(self) -> Iterator[radicale_item.Item]:
         return (make_item(self, view) for view in self._all())
+
+    def serialize(self, vcf_to_ics: bool = False,
+                  ShareActions: dict[Any, Any] | None = None) -> str:
+        """The whole calendar as one VCALENDAR (``GET /<user>/<slug>/``)."""
+        return storage.BaseCollection.serialize(_WholeCalendar(self._store, self.username,
+                                                               self.view))
 
     def get_multi(self, hrefs: Iterable[str]) -> Iterator[tuple[str, radicale_item.Item | None]]:
         wanted = list(hrefs)
@@ -222,3 +240,12 @@ class CalendarCollection(storage.BaseCollection):
                 client_writes.delete_event(session, user, self.view, href)
             except DomainError as exc:
                 raise ValueError(str(exc)) from exc
+
+
+class _WholeCalendar(CalendarCollection):
+    """The calendar as Radicale serialises it whole: it splits each event at CRLF, so events
+    stored with bare LF line endings (as some clients send them) get CRLF here."""
+
+    def get_all(self) -> Iterator[radicale_item.Item]:
+        return (make_item(self, replace(view, ical=_LINE_END.sub("\r\n", view.ical)))
+                for view in self._all())

@@ -3,6 +3,8 @@
 HTTP/1.1 keep-alive comes from Twisted. Radicale enforces its body limit only in its own
 server, so this host caps request bodies itself: a declared Content-Length over the limit is
 refused before the body is read, a chunked body as soon as it grows past it (413).
+Radicale's one-second sleep before every 5xx is off: it would hold a worker thread per failing
+request while the database is down.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from twisted.web import http, resource, server
 from twisted.web.wsgi import WSGIResource
 
 from gateway.config import Config
-from gateway.db import Store
+from gateway.db import Store, shared_store
+from gateway.web import outage
 from gateway.web.middleware import GatewayMiddleware
+from gateway.web.xml_guard import XmlLimits
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +34,12 @@ log = logging.getLogger(__name__)
 def radicale_app(store: Store) -> radicale.Application:
     configuration = radicale_config.load()
     configuration.update({
+        "server": {"delay_on_error": "0"},
         "auth": {"type": "storage_plugin", "delay": "0"},
-        "rights": {"type": "storage_plugin"},
+        # Calendars are provisioned by the CRM: DELETE or PUT of a whole one is refused with
+        # 403 (the rights never grant "D" or "O"), not the 500 of the storage's refusal.
+        "rights": {"type": "storage_plugin", "permit_delete_collection": "False",
+                   "permit_overwrite_collection": "False"},
         "storage": {"type": "storage_plugin", "database_url": store.url},
         "web": {"type": "none"},
         "logging": {"mask_passwords": "True"},
@@ -129,7 +137,14 @@ class Root(resource.Resource):
 
 def build_site(config: Config, store: Store, reactor: Any) -> tuple[server.Site, ThreadPool]:
     pool = ThreadPool(minthreads=2, maxthreads=config.get("http", "threads"), name="caldav")
-    dav = WSGIResource(reactor, pool, GatewayMiddleware(radicale_app(store)))
+    # The plugins use the process-wide store of this URL: watch its engines.
+    plugins_store = shared_store(store.url)
+    for engine in {store.engine, store.read_engine, plugins_store.engine,
+                   plugins_store.read_engine}:
+        outage.watch(engine)
+    limits = XmlLimits(max_properties=config.get("http", "max_propfind_properties"),
+                       max_hrefs=config.get("http", "max_multiget_hrefs"))
+    dav = WSGIResource(reactor, pool, GatewayMiddleware(radicale_app(store), limits))
     site = server.Site(Root(dav, Health(store, pool, reactor)), timeout=120)
     site.requestFactory = CappedRequest
     site.max_body_bytes = config.get("http", "max_body_bytes")  # type: ignore[attr-defined]
