@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from peers import TEST_SECRET_KEY
 
 from gateway import app_passwords
 from gateway.db import Store
@@ -66,7 +67,7 @@ def start_gateway(database_url: str, workdir: Path, *extra_env: tuple[str, str])
         "CRM_GATEWAY_PATHS_DATA_DIR": str(workdir / "var"),
         "CRM_GATEWAY_HTTP_MAX_BODY_BYTES": str(256 * 1024),
         # Every process on one database shares the key (serve refuses to start otherwise).
-        "CRM_GATEWAY_SECURITY_SECRET_KEY": "the CalDAV tests' secret key",
+        "CRM_GATEWAY_SECURITY_SECRET_KEY": TEST_SECRET_KEY,
     })
     env.update(dict(extra_env))
     log_path = workdir / f"gateway-{port}.log"

@@ -10,6 +10,9 @@ import os
 
 import pytest
 
+# Every gateway process a test starts on one database must share the key (docs: Scaling out).
+TEST_SECRET_KEY = "the test suite's secret key"
+
 
 def peer_missing(what: str) -> None:
     """Skip locally, fail in CI: CI must run every test against its real peer."""

@@ -28,6 +28,7 @@ from gateway.contacts import create_account, create_contact
 from gateway.db import Store
 from gateway.models import InboundMessage
 from gateway.users import UserChanges, create_user, update_user
+from peers import TEST_SECRET_KEY
 from peers.dkim_keys import DNS_FUNCTION
 
 EML = Path(__file__).resolve().parent.parent / "fixtures" / "eml"
@@ -72,7 +73,7 @@ def write_config(directory: Path, database_url: str, **smtp: object) -> Config:
     lines = ["[database]", f"url = {_toml(database_url)}", "[paths]",
              f"data_dir = {_toml(str(directory / 'var'))}",
              # Every process on one database shares the key (serve refuses to start otherwise).
-             "[security]", 'secret_key = "the BCC tests\' secret key"', "[smtp]"]
+             "[security]", f'secret_key = "{TEST_SECRET_KEY}"', "[smtp]"]
     lines += [f"{key} = {_toml(value)}" for key, value in options.items()]
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / CONFIG_NAME
