@@ -1,7 +1,9 @@
 """WSGI middleware between the Twisted host and Radicale.
 
 It does what Radicale leaves to its host or does not do (docs/CALDAV_CLIENTS.md):
-- hands the storage plugin the PUT body exactly as sent, so it is stored byte for byte;
+- hands the storage plugin the PUT body exactly as sent, so it is stored byte for byte, and
+  the client's If-Match / If-None-Match, so the write's transaction checks them again;
+- answers what the storage decided (a lost race's 412, a 409 ``no-uid-conflict``);
 - checks a PUT's calendar object first and answers bad input with a 4xx and its reason,
   a non-VEVENT component with 403 ``supported-calendar-component``;
 - gives every bare 403 a ``DAV:need-privileges`` error body (DAVx5 needs it);
@@ -77,7 +79,8 @@ class GatewayMiddleware:
                 return _respond(start_response, "400 Bad Request",
                                 f"invalid calendar object: {exc}\n".encode(),
                                 "text/plain; charset=utf-8")
-        context.begin(method, body_text, parsed)
+        context.begin(method, body_text, parsed, if_match=environ.get("HTTP_IF_MATCH"),
+                      if_none_match=environ.get("HTTP_IF_NONE_MATCH"))
         try:
             return self._rewrite_403(environ, start_response)
         finally:
@@ -91,6 +94,9 @@ class GatewayMiddleware:
             return lambda data: None
 
         chunks = list(self.app(environ, capture))
+        decided = context.current().answer
+        if decided is not None:  # the storage's 412 / 409 instead of Radicale's 400 / 500
+            return _respond(start_response, decided.status, decided.body, decided.content_type)
         status: str = captured["status"]
         headers: list[tuple[str, str]] = captured["headers"]
         content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
