@@ -21,7 +21,7 @@ from gateway.ical import EventData, InvalidCalendarObject, UnsupportedComponent,
 from gateway.models import Calendar, DiaryEntry, EntryParticipant, PublishedItem, User
 from gateway.preconditions import NO_PRECONDITION, Precondition
 from gateway.profiles import effective_profile
-from gateway.publication import INVITATIONS, etag_of, publish_entry
+from gateway.publication import INVITATIONS, HrefTaken, etag_of, publish_entry
 
 HREF_RE = re.compile(r"[^/\\\x00-\x1f]{1,255}")
 # What PROPPATCH may set per user: cosmetic only (docs/CALDAV_CLIENTS.md).
@@ -155,7 +155,7 @@ def _refuse_foreign(session: Session, user: User, uid: str) -> None:
 
 
 def _entry_for_uid(
-    session: Session, user: User, calendar: CalendarView, uid: str
+    session: Session, user: User, calendar: CalendarView, href: str, uid: str
 ) -> DiaryEntry | None:
     """The user's entry that a PUT of ``uid`` under a new resource name continues, if any.
 
@@ -168,6 +168,10 @@ def _entry_for_uid(
                                  DiaryEntry.deleted_at.is_(None))
         .execution_options(populate_existing=True))
     if live is not None:
+        if live.type_id == calendar.diary_type_id and live.href == href:
+            # Committed between this transaction's read of href and now: run it again, so
+            # it sees the event at href (and answers 412 to If-None-Match: *, say).
+            raise HrefTaken(f"{href} was written by another request meanwhile")
         if live.type_id == calendar.diary_type_id:
             raise UidConflict(f"an event with UID {uid} already exists as {live.href}",
                               (calendar.slug, live.href))
@@ -204,7 +208,7 @@ def put_event(
     data = parsed if parsed is not None else parse_client_object(text)
     current = current_at(session, calendar, href)
     precondition.check(current[1] if current else None)
-    entry = current[0] if current else _entry_for_uid(session, user, calendar, data.uid)
+    entry = current[0] if current else _entry_for_uid(session, user, calendar, href, data.uid)
     if current is not None and entry is not None and entry.uid != data.uid:
         raise UidConflict(f"{href} holds the event {entry.uid}; a new UID needs a new resource",
                           (calendar.slug, href))
