@@ -161,3 +161,24 @@ def test_one_uid_under_two_hrefs_is_one_201_and_one_409(pair: Pair, rep: Rep) ->
             assert live_entries(pair, uid) == 1
     report("one UID under two hrefs", outcomes)
     assert outcomes == {(201, 409): UID_ROUNDS}
+
+
+def test_a_move_racing_the_delete_of_its_source_keeps_the_entry(pair: Pair, rep: Rep) -> None:
+    """DAVx5 syncing both calendars at once: the PUT into the target (process A) and the
+    DELETE from the source (process B) in either order, or together, keep the CRM entry."""
+    outcomes: Counter[tuple[int, int]] = Counter()
+    for uid, href, etag in originals(pair, rep, "moving", UID_ROUNDS):
+        with pair.a.gateway.store.reading() as session:
+            [entry_id] = session.scalars(select(DiaryEntry.id).where(DiaryEntry.uid == uid))
+        target = href.replace("/meeting/", "/call/")
+        got_put, got_delete = pair.race(put(event(uid, "Original"), target),
+                                        delete(href, **{"If-Match": etag}))
+        outcomes[(got_put.status_code, got_delete.status_code)] += 1
+        with pair.a.gateway.store.reading() as session:
+            entry = session.get_one(DiaryEntry, entry_id)
+            assert (entry.deleted_at, entry.type.name) == (None, "Call"), uid
+        assert live_entries(pair, uid) == 1
+        assert shown(pair, href).status_code == 404 and shown(pair, target).status_code == 200
+    # Both may succeed here (the DELETE first, then the PUT brings the entry back).
+    print(f"\nmove PUT vs DELETE of its source: statuses {dict(outcomes)}")
+    assert set(outcomes) <= {(201, 200), (201, 404), (201, 412)}, outcomes
