@@ -19,8 +19,9 @@ from gateway.entries import apply_event_data, resolve_participant
 from gateway.errors import Conflict, Invalid, NotFound, ReadOnly
 from gateway.ical import EventData, InvalidCalendarObject, UnsupportedComponent, parse_event
 from gateway.models import Calendar, DiaryEntry, EntryParticipant, PublishedItem, User
+from gateway.preconditions import NO_PRECONDITION, Precondition
 from gateway.profiles import effective_profile
-from gateway.publication import INVITATIONS, etag_of, publish_entry
+from gateway.publication import INVITATIONS, HrefTaken, etag_of, publish_entry
 
 HREF_RE = re.compile(r"[^/\\\x00-\x1f]{1,255}")
 # What PROPPATCH may set per user: cosmetic only (docs/CALDAV_CLIENTS.md).
@@ -33,6 +34,15 @@ COSMETIC_PROPS = frozenset({
 
 class UnsupportedCalendarComponent(Invalid):
     """Not a VEVENT: a 403 supported-calendar-component in CalDAV terms."""
+
+
+class UidConflict(Conflict):
+    """The UID is another resource's: a 409 ``no-uid-conflict``. ``where`` names that
+    resource (calendar slug, resource name) when the client may see it."""
+
+    def __init__(self, reason: str, where: tuple[str, str] | None = None):
+        super().__init__(reason)
+        self.where = where
 
 
 @dataclass(frozen=True)
@@ -64,12 +74,29 @@ def parse_client_object(text: str) -> EventData:
 
 
 def entry_at(session: Session, calendar: CalendarView, href: str) -> DiaryEntry | None:
-    if calendar.calendar_id is None:
+    found = current_at(session, calendar, href)
+    return found[0] if found else None
+
+
+def current_at(
+    session: Session, calendar: CalendarView, href: str
+) -> tuple[DiaryEntry, str] | None:
+    """The entry shown at ``href`` and the ETag it is shown with, read in one statement so
+    the ETag and the entry's revision (the compare-and-set's expected value) agree."""
+    # The view may predate the calendar's row (made by the first write to it, maybe a
+    # concurrent one): then look again.
+    calendar_id = calendar.calendar_id or session.scalar(select(Calendar.id).where(
+        Calendar.user_id == calendar.user_id, Calendar.slug == calendar.slug))
+    if calendar_id is None:
         return None
-    return session.scalar(
-        select(DiaryEntry).join(PublishedItem, PublishedItem.entry_id == DiaryEntry.id).where(
-            PublishedItem.calendar_id == calendar.calendar_id, PublishedItem.href == href,
-            PublishedItem.deleted.is_(False)))
+    row = session.execute(
+        select(DiaryEntry, PublishedItem.etag, PublishedItem.deleted)
+        .join(PublishedItem, PublishedItem.entry_id == DiaryEntry.id)
+        .where(PublishedItem.calendar_id == calendar_id, PublishedItem.href == href)
+        .execution_options(populate_existing=True)).first()
+    if row is None or row.deleted:
+        return None
+    return row[0], row.etag
 
 
 def _published(session: Session, calendar_id: int | None, href: str) -> ItemView | None:
@@ -104,33 +131,97 @@ def _participants(session: Session, user: User, data: EventData) -> list[EntryPa
     return list(result.values())
 
 
+def _refuse_foreign(session: Session, user: User, uid: str) -> None:
+    """Refuse a UID that is another user's CRM entry the user takes part in: their client
+    (say, accepting the invitation mail) would otherwise make a second entry of it."""
+    foreign = session.execute(
+        select(DiaryEntry.id, User.username)
+        .join(User, User.id == DiaryEntry.owner_user_id)
+        .join(EntryParticipant, EntryParticipant.entry_id == DiaryEntry.id)
+        .where(DiaryEntry.uid == uid, DiaryEntry.deleted_at.is_(None),
+               DiaryEntry.owner_user_id != user.id,
+               DiaryEntry.organizer_user_id == DiaryEntry.owner_user_id,
+               EntryParticipant.user_id == user.id)).first()
+    if foreign is None:
+        return
+    shown = session.scalar(
+        select(PublishedItem.href).join(Calendar, Calendar.id == PublishedItem.calendar_id)
+        .where(Calendar.user_id == user.id, Calendar.slug == INVITATIONS,
+               PublishedItem.entry_id == foreign.id, PublishedItem.deleted.is_(False)))
+    raise UidConflict(
+        f"the event {uid} is organised by {foreign.username} in the CRM and shown in your "
+        "Invitations calendar: only its organiser can change or move it",
+        (INVITATIONS, shown) if shown else None)
+
+
+def _entry_for_uid(
+    session: Session, user: User, calendar: CalendarView, href: str, uid: str
+) -> DiaryEntry | None:
+    """The user's entry that a PUT of ``uid`` under a new resource name continues, if any.
+
+    A live entry in another of the user's type calendars is being moved here; a deleted one
+    is the same event coming back (a client moving it may send the DELETE first). The same
+    UID in this calendar is a 409, as RFC 4791 requires.
+    """
+    live = session.scalar(
+        select(DiaryEntry).where(DiaryEntry.owner_user_id == user.id, DiaryEntry.uid == uid,
+                                 DiaryEntry.deleted_at.is_(None))
+        .execution_options(populate_existing=True))
+    if live is not None:
+        if live.type_id == calendar.diary_type_id and live.href == href:
+            # Committed between this transaction's read of href and now: run it again, so
+            # it sees the event at href (and answers 412 to If-None-Match: *, say).
+            raise HrefTaken(f"{href} was written by another request meanwhile")
+        if live.type_id == calendar.diary_type_id:
+            raise UidConflict(f"an event with UID {uid} already exists as {live.href}",
+                              (calendar.slug, live.href))
+        if not live.type.syncable:
+            raise UidConflict(f"the event {uid} is already entry {live.id} of type "
+                              f"{live.type.name}, which is not synced to calendars")
+        return live
+    _refuse_foreign(session, user, uid)
+    return session.scalar(
+        select(DiaryEntry).where(DiaryEntry.owner_user_id == user.id, DiaryEntry.uid == uid,
+                                 DiaryEntry.deleted_at.is_not(None))
+        .order_by(DiaryEntry.deleted_at.desc(), DiaryEntry.id.desc()).limit(1)
+        .execution_options(populate_existing=True))
+
+
 def put_event(
     session: Session, user: User, calendar: CalendarView, href: str, text: str,
-    parsed: EventData | None = None,
+    parsed: EventData | None = None, precondition: Precondition = NO_PRECONDITION,
 ) -> Outcome:
     """Create or replace the event at ``href`` in one of the user's type calendars.
 
-    ``parsed`` is ``parse_client_object(text)`` when the caller already has it.
+    ``parsed`` is ``parse_client_object(text)`` when the caller already has it. The
+    precondition is checked against what is stored now, in this transaction; the entry's
+    UPDATE is a compare-and-set on its revision and a new entry takes its UID under the
+    UNIQUE (owner, uid) index, so a concurrent writer that got there first makes this one
+    fail (run it under ``retrying``).
+
+    The UID of the user's entry in another type calendar moves that entry here (it keeps its
+    id, participants and history, takes this calendar's type; the old resource becomes a
+    tombstone); the UID of an entry deleted from a calendar brings that entry back.
     """
     check_writable(calendar)
     check_href(href)
     data = parsed if parsed is not None else parse_client_object(text)
-    entry = entry_at(session, calendar, href)
+    current = current_at(session, calendar, href)
+    precondition.check(current[1] if current else None)
+    entry = current[0] if current else _entry_for_uid(session, user, calendar, href, data.uid)
+    if current is not None and entry is not None and entry.uid != data.uid:
+        raise UidConflict(f"{href} holds the event {entry.uid}; a new UID needs a new resource",
+                          (calendar.slug, href))
     created = entry is None
-    if entry is not None and entry.uid != data.uid:
-        raise Conflict(f"{href} holds the event {entry.uid}; a new UID needs a new resource")
     if entry is None:
-        clash = session.scalar(select(DiaryEntry.href).where(
-            DiaryEntry.owner_user_id == user.id, DiaryEntry.uid == data.uid,
-            DiaryEntry.deleted_at.is_(None)))
-        if clash is not None:
-            raise Conflict(f"an event with UID {data.uid} already exists as {clash}")
         now = utcnow()
         entry = DiaryEntry(href=href, owner_user_id=user.id, origin="calendar",
                            revision=1, created_at=now)
         session.add(entry)
     else:
         entry.revision += 1
+        entry.href = href
+        entry.deleted_at = None
     assert calendar.diary_type_id is not None
     entry.type_id = calendar.diary_type_id
     entry.ical = text
@@ -157,11 +248,17 @@ def put_event(
     return Outcome(shown, created)
 
 
-def delete_event(session: Session, user: User, calendar: CalendarView, href: str) -> None:
+def delete_event(
+    session: Session, user: User, calendar: CalendarView, href: str,
+    precondition: Precondition = NO_PRECONDITION,
+) -> None:
+    """Tombstone the entry shown at ``href``: a compare-and-set, like ``put_event``."""
     check_writable(calendar)
-    entry = entry_at(session, calendar, href)
-    if entry is None:
+    current = current_at(session, calendar, href)
+    if current is None:
         raise NotFound(f"no event {href} in calendar {calendar.slug}")
+    precondition.check(current[1])
+    entry = current[0]
     entry.deleted_at = utcnow()
     entry.revision += 1
     session.flush()

@@ -243,10 +243,15 @@ class DiaryEntry(Base):
     automation: Mapped[bool] = mapped_column(Boolean, default=False)
     ical: Mapped[str] = mapped_column(Text)  # what a client sent, verbatim, or the CRM rendering
     sequence: Mapped[int] = mapped_column(Integer, default=0)
+    # Bumped by every change. Also the row's version: each UPDATE is a compare-and-set
+    # (``WHERE revision = <as read>``), so of two writers that read the same revision only
+    # the first commits; the ORM raises StaleDataError in the other.
     revision: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __mapper_args__ = {"version_id_col": revision, "version_id_generator": False}
 
     type: Mapped[DiaryType] = relationship()
     owner: Mapped[User | None] = relationship(foreign_keys=[owner_user_id])

@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from gateway.errors import Conflict
 from gateway.ical import view_for
 from gateway.models import (
     Calendar,
@@ -31,6 +32,10 @@ from gateway.occurrence_index import LONG, Instances, instances_of
 from gateway.profiles import Profile, effective_profile
 
 INVITATIONS = "invitations"
+
+
+class HrefTaken(Conflict):
+    """Another entry took the resource name meanwhile (a concurrent writer committed first)."""
 
 
 def etag_of(text: str) -> str:
@@ -186,13 +191,24 @@ class Publisher:
             return 0
         calendar = self.calendar(view.user_id, view.slug, view.diary_type_id)
         revision = self.bump(calendar)  # before any new row is pending: bump() autoflushes
-        if row is None:
-            # A tombstone of another entry may hold the href (a client re-created it): reuse it.
-            row = self.session.scalar(
+        if row is None or row.href != entry.href:
+            # Read after bump(): the calendar's row lock orders this after any writer that
+            # committed the href first.
+            holder = self.session.scalar(
                 select(PublishedItem).where(
                     PublishedItem.calendar_id == calendar.id, PublishedItem.href == entry.href
                 )
             )
+            if holder is not None and holder is not row:
+                if not holder.deleted:
+                    raise HrefTaken(f"{entry.href} now holds another event")
+                # A tombstone of another entry holds the href (a client re-created it): this
+                # entry's row takes the name; sync reports the href as changed.
+                if row is None:
+                    row = holder
+                else:
+                    self.session.delete(holder)
+                    self.session.flush()
             if row is None:
                 row = PublishedItem(calendar_id=calendar.id, href=entry.href)
                 self.session.add(row)

@@ -19,12 +19,12 @@ import radicale.item as radicale_item
 from radicale import storage
 from radicale.item import filter as radicale_filter
 
-from gateway import calendars, client_writes
+from gateway import calendars, client_writes, preconditions
 from gateway.calendars import CalendarView, ItemView
 from gateway.db import Store
 from gateway.errors import DomainError
 from gateway.users import get_user
-from storage_plugin import context
+from storage_plugin import answers, context
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LINE_END = re.compile(r"\r\n|\r|\n")
@@ -203,10 +203,15 @@ class CalendarCollection(storage.BaseCollection):
             yield make_item(self, view), simple and exact
 
     def has_uid(self, uid: str) -> bool:
+        if context.current().method == "PUT":
+            # Under the gateway's host the write's own transaction decides (put_event): a
+            # check here races with a concurrent create and would answer 409 where the
+            # loser of an If-None-Match race must get 412.
+            return False
         with self._store.reading() as session:
             return calendars.has_uid(session, self.view, uid)
 
-    # --- writes (Radicale turns ValueError into 400; the HTTP host answers with reasons) ---
+    # --- writes (a refusal is answered by the host with its status and reason: answers.py) ---
 
     def upload(
         self, href: str, item: radicale_item.Item
@@ -217,29 +222,40 @@ class CalendarCollection(storage.BaseCollection):
             text, parsed = request.body, request.parsed
         else:
             text, parsed = item.serialize(), None
+        precondition = preconditions.Precondition(request.if_match, request.if_none_match)
         context.forget_calendars()
-        with self._store.transaction() as session:
-            user = get_user(session, self.username)
-            # What the calendar shows at href now (the item being replaced), if anything.
-            shown = calendars.items_by_href(session, self.view, [href]).get(href)
-            old = make_item(self, shown) if shown else None
-            try:
-                outcome = client_writes.put_event(session, user, self.view, href, text,
-                                                   parsed)
-            except DomainError as exc:
-                raise ValueError(str(exc)) from exc
+
+        def write() -> tuple[client_writes.Outcome, radicale_item.Item | None]:
+            with self._store.transaction() as session:
+                user = get_user(session, self.username)
+                # What the calendar shows at href now (the item being replaced), if anything.
+                shown = calendars.items_by_href(session, self.view, [href]).get(href)
+                old = make_item(self, shown) if shown else None
+                return client_writes.put_event(session, user, self.view, href, text, parsed,
+                                               precondition), old
+
+        try:
+            outcome, old = preconditions.retrying(write)
+        except DomainError as exc:
+            raise answers.refused(exc, self.username) from exc
         return make_item(self, outcome.item), old
 
     def delete(self, href: str | None = None) -> None:
         if href is None:
             raise ValueError("calendars are provisioned by the CRM and cannot be deleted")
+        request = context.current()
+        precondition = preconditions.Precondition(request.if_match)
         context.forget_calendars()
-        with self._store.transaction() as session:
-            user = get_user(session, self.username)
-            try:
-                client_writes.delete_event(session, user, self.view, href)
-            except DomainError as exc:
-                raise ValueError(str(exc)) from exc
+
+        def write() -> None:
+            with self._store.transaction() as session:
+                user = get_user(session, self.username)
+                client_writes.delete_event(session, user, self.view, href, precondition)
+
+        try:
+            preconditions.retrying(write)
+        except DomainError as exc:
+            raise answers.refused(exc, self.username) from exc
 
 
 class _WholeCalendar(CalendarCollection):

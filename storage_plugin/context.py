@@ -13,6 +13,16 @@ from gateway.calendars import CalendarView
 from gateway.ical import EventData
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A response the storage decided on, which the host sends instead of Radicale's (Radicale
+    turns every storage error into a 400 or 500)."""
+
+    status: str  # "412 Precondition Failed"
+    body: bytes
+    content_type: str
+
+
 @dataclass
 class RequestContext:
     method: str = ""
@@ -25,6 +35,11 @@ class RequestContext:
     # Radicale discovers a PUT's or DELETE's calendar twice (item, then parent); a write
     # forgets them (``forget_calendars``).
     calendars: dict[tuple[str, str], CalendarView | None] = field(default_factory=dict)
+    # The client's preconditions: Radicale checks them against what it read before the
+    # write; the storage checks them again inside the write's transaction.
+    if_match: str | None = None
+    if_none_match: str | None = None
+    answer: Answer | None = None
 
 
 _local = threading.local()
@@ -35,8 +50,10 @@ def current() -> RequestContext:
     return context if context is not None else RequestContext()
 
 
-def begin(method: str, body: str | None, parsed: EventData | None = None) -> None:
-    _local.context = RequestContext(method, body, parsed)
+def begin(method: str, body: str | None, parsed: EventData | None = None, *,
+          if_match: str | None = None, if_none_match: str | None = None) -> None:
+    _local.context = RequestContext(method, body, parsed, if_match=if_match,
+                                    if_none_match=if_none_match)
 
 
 def end() -> None:

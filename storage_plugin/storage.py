@@ -16,12 +16,12 @@ from typing import Any
 import radicale.item as radicale_item
 from radicale import pathutils, storage, types
 
-from gateway import calendars, client_writes
+from gateway import calendars, client_writes, preconditions
 from gateway.db import Store
 from gateway.errors import DomainError
 from gateway.models import User
 from gateway.users import get_user
-from storage_plugin import context
+from storage_plugin import answers, context
 from storage_plugin.collection import CalendarCollection, PlainCollection
 from storage_plugin.registry import store_for
 
@@ -130,15 +130,20 @@ class Storage(storage.BaseStorage):
             raise ValueError("only events move, between calendars")
         if source.username != to_collection.username:
             raise ValueError("events move only between a user's own calendars")
-        assert item.href is not None
+        href = item.href
+        assert href is not None
         context.forget_calendars()
-        with self.store.transaction() as session:
-            user = get_user(session, source.username)
-            try:
-                client_writes.move_event(session, user, source.view, item.href,
-                                           to_collection.view, to_href)
-            except DomainError as exc:
-                raise ValueError(str(exc)) from exc
+
+        def write() -> None:
+            with self.store.transaction() as session:
+                user = get_user(session, source.username)
+                client_writes.move_event(session, user, source.view, href,
+                                         to_collection.view, to_href)
+
+        try:
+            preconditions.retrying(write)
+        except DomainError as exc:
+            raise answers.refused(exc, source.username) from exc
 
     @types.contextmanager
     def acquire_lock(self, mode: str, user: str = "", *args: Any,

@@ -3,7 +3,9 @@
 It does what Radicale leaves to its host or does not do (docs/CALDAV_CLIENTS.md):
 - hands Radicale the path decoded as UTF-8 (a WSGI host decodes it as ISO-8859-1);
 - refuses XML bodies Radicale must not parse (:mod:`gateway.web.xml_guard`) with a 4xx;
-- hands the storage plugin the PUT body exactly as sent, so it is stored byte for byte;
+- hands the storage plugin the PUT body exactly as sent, so it is stored byte for byte, and
+  the client's If-Match / If-None-Match, so the write's transaction checks them again;
+- answers what the storage decided (a lost race's 412, a 409 ``no-uid-conflict``);
 - checks a PUT's calendar object first and answers bad input with a 4xx and its reason,
   a non-VEVENT component with 403 ``supported-calendar-component``;
 - gives every bare 403 a ``DAV:need-privileges`` error body (DAVx5 needs it);
@@ -130,7 +132,8 @@ class GatewayMiddleware:
             if isinstance(read, Refusal):
                 return _respond(start_response, read.status, read.body, read.content_type)
             body_text, parsed = read
-        context.begin(method, body_text, parsed)
+        context.begin(method, body_text, parsed, if_match=environ.get("HTTP_IF_MATCH"),
+                      if_none_match=environ.get("HTTP_IF_NONE_MATCH"))
         outage.begin()
         try:
             return self._answer(environ, start_response)
@@ -158,6 +161,9 @@ class GatewayMiddleware:
             return lambda data: None
 
         chunks = list(self.app(environ, capture))
+        decided = context.current().answer
+        if decided is not None:  # the storage's 412 / 409 instead of Radicale's 400 / 500
+            return _respond(start_response, decided.status, decided.body, decided.content_type)
         status: str = captured["status"]
         headers: list[tuple[str, str]] = captured["headers"]
         content_type = next((v for k, v in headers if k.lower() == "content-type"), "")
@@ -166,6 +172,9 @@ class GatewayMiddleware:
                         environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
             return _respond(start_response, outage.STATUS, outage.BODY, "text/plain",
                             ("Retry-After", str(outage.RETRY_AFTER_SECONDS)))
+        decided = context.current().answer
+        if decided is not None:  # the storage's 412 / 409 instead of Radicale's 400 / 500
+            return _respond(start_response, decided.status, decided.body, decided.content_type)
         if status.startswith("403") and "xml" not in content_type:
             log.info("%s %s forbidden", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
             return _respond(start_response, status, NEED_PRIVILEGES,
