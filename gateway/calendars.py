@@ -6,6 +6,7 @@ Every read costs O(what it returns): listings, getctag and sync tokens come from
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -14,12 +15,15 @@ from datetime import datetime
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
 
+from gateway.ical import overlaps_window
 from gateway.models import Calendar, DiaryEntry, DiaryType, Occurrence, PublishedItem, User
 from gateway.occurrence_index import LONG
 from gateway.profiles import effective_profile
 from gateway.publication import INVITATIONS
 
 TOKEN_PREFIX = "http://crm-gateway.invalid/ns/sync/"
+
+log = logging.getLogger(__name__)
 
 
 class InvalidSyncToken(ValueError):
@@ -157,8 +161,13 @@ def items_in_range(
     session: Session, calendar: CalendarView, start: datetime, end: datetime
 ) -> list[tuple[ItemView, bool]]:
     """Items with an instance overlapping [start, end) (RFC 4791 9.9), each with whether the
-    match is exact; inexact ones (series indexed only up to a horizon) need the caller's
-    own check."""
+    match is exact.
+
+    Series indexed only up to a horizon before ``end`` are checked here, each within the
+    recurrence work budget: those with no instance in the window are left out, those the
+    budget could not decide come with ``False`` (the caller's own check decides), and an
+    item that cannot be evaluated at all is left out and logged, so one stored object never
+    fails the query."""
     if calendar.calendar_id is None:
         return []
     overlap = or_(
@@ -180,8 +189,17 @@ def items_in_range(
         .order_by(PublishedItem.start_utc, PublishedItem.id))
     result = [(item, True) for item in _live_items(exact_rows)]
     seen = {item.href for item, _ in result}
-    beyond = _beyond_horizon(session, calendar, end)
-    result.extend((item, False) for item in beyond if item.href not in seen)
+    for item in _beyond_horizon(session, calendar, end):
+        if item.href in seen:
+            continue
+        try:
+            found = overlaps_window(item.ical, start, end)
+        except Exception:  # one stored object must never fail the query
+            log.warning("calendar %s: cannot evaluate %r for a time range; left out",
+                        calendar.calendar_id, item.href, exc_info=True)
+            continue
+        if found is not False:
+            result.append((item, found is True))
     return result
 
 

@@ -7,6 +7,7 @@ threads after the storage lock is released (docs/RADICALE.md). Reads go to
 
 from __future__ import annotations
 
+import logging
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator, Mapping
@@ -17,6 +18,7 @@ from typing import Any, overload
 
 import radicale.item as radicale_item
 from radicale import storage
+from radicale.app.report import test_filter
 from radicale.item import filter as radicale_filter
 
 from gateway import calendars, client_writes, preconditions
@@ -28,6 +30,8 @@ from storage_plugin import answers, context
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LINE_END = re.compile(r"\r\n|\r|\n")
+
+log = logging.getLogger(__name__)
 
 
 def http_date(moment: datetime | None) -> str:
@@ -187,20 +191,44 @@ class CalendarCollection(storage.BaseCollection):
     def get_filtered(
         self, filters: Iterable[ET.Element]
     ) -> Iterator[tuple[radicale_item.Item, bool]]:
+        """Candidates for a REPORT's filters, each with whether it is known to match.
+
+        A simple filter (one VEVENT time range) is answered from the occurrence index, and a
+        series the recurrence work budget could not decide counts as a match (the client
+        expands it anyway). Any other filter is evaluated here, item by item, so that an
+        item Radicale's filter cannot evaluate is left out and logged instead of failing
+        the whole REPORT (issue 16).
+        """
+        filters = list(filters)
         tag, start, end, simple = radicale_filter.simplify_prefilters(filters, "VCALENDAR")
         if tag not in (None, "VEVENT"):
             return
+        hits: list[tuple[ItemView, bool]]
         if start == radicale_filter.TIMESTAMP_MIN and end == radicale_filter.TIMESTAMP_MAX:
             # No time range: every event matches the prefilter; the exact filter decides.
-            for item in self.get_all():
-                yield item, simple and tag == "VEVENT"
-            return
-        low = datetime.fromtimestamp(max(start, 0), UTC)
-        high = datetime.fromtimestamp(min(end, 253402300799), UTC)
-        with self._store.reading() as session:
-            hits = calendars.items_in_range(session, self.view, low, high)
-        for view, exact in hits:
-            yield make_item(self, view), simple and exact
+            hits = [(view, True) for view in self._all()]
+        else:
+            low = datetime.fromtimestamp(max(start, 0), UTC)
+            high = datetime.fromtimestamp(min(end, 253402300799), UTC)
+            with self._store.reading() as session:
+                hits = calendars.items_in_range(session, self.view, low, high)
+        for view, decided in hits:
+            item = make_item(self, view)
+            if simple and tag == "VEVENT":
+                yield item, True
+            elif not decided:
+                log.warning("%s: %r left out of a filtered REPORT: its recurrence exceeds "
+                            "the work budget", self.path, view.href)
+            elif self._matches(item, filters):
+                yield item, True
+
+    def _matches(self, item: radicale_item.Item, filters: list[ET.Element]) -> bool:
+        try:
+            return all(test_filter("VCALENDAR", item, filter_) for filter_ in filters)
+        except Exception:  # one stored object must never fail the REPORT
+            log.warning("%s: cannot evaluate %r for a filter; left out", self.path, item.href,
+                        exc_info=True)
+            return False
 
     def has_uid(self, uid: str) -> bool:
         if context.current().method == "PUT":

@@ -3,7 +3,7 @@
 No database, no HTTP, no Radicale: plain values in and out (see :mod:`gateway.ical.model`).
 """
 
-from gateway.ical.expand import occurrences
+from gateway.ical.expand import Occurrences, bounded_occurrences, occurrences, overlaps_window
 from gateway.ical.model import (
     KEEP,
     Attendee,
@@ -29,11 +29,14 @@ __all__ = [
     "EventPatch",
     "InvalidCalendarObject",
     "Keep",
+    "Occurrences",
     "Organizer",
     "PatchRefused",
     "RenderInput",
     "UnsupportedComponent",
+    "bounded_occurrences",
     "occurrences",
+    "overlaps_window",
     "parse_event",
     "patch_event",
     "render_event",

@@ -78,6 +78,7 @@ def _override_order(part: Part) -> tuple[datetime, datetime]:
 def event_data(calendar_object: CalendarObject) -> EventData:
     """The CRM fields of an already validated :class:`CalendarObject`."""
     series = Series(calendar_object)
+    series.check_cost()
     span_start, span_end = series.span()
     main = _main_part(calendar_object)
     start = main.timing.start
@@ -110,7 +111,8 @@ def parse_event(text: str) -> EventData:
 
     Raises :class:`~gateway.ical.model.InvalidCalendarObject` (``.reason`` says why) for
     text that is not iCalendar, holds no VEVENT, mixes UIDs, lacks UID or DTSTART, ends
-    before it starts, names a zone nothing defines, or has an unusable RRULE; and
+    before it starts, names a zone nothing defines, has an unusable RRULE or one too costly
+    to expand, or RDATEs of another value type than DTSTART; and
     :class:`~gateway.ical.model.UnsupportedComponent` for VTODO, VJOURNAL and the like.
     Override-only objects (an invitation to one occurrence) take their fields from the
     earliest override.

@@ -1,14 +1,13 @@
 """RRULE values (RFC 5545 3.3.10) made safe to expand: validated, and always bounded.
 
-dateutil searches forward for the next match of a rule, up to year 9999 when none exists
-(``FREQ=HOURLY;BYMONTH=2;BYMONTHDAY=30`` takes seconds). So a :class:`Rule` keeps COUNT
-apart and every expansion names a stop instant: the rule runs with UNTIL = min(its own
-UNTIL, stop), and COUNT is applied to what comes out, which gives the same instances.
+A :class:`Rule` keeps COUNT apart and every expansion names a stop instant: the rule runs
+with UNTIL = min(its own UNTIL, stop), and COUNT is applied to what comes out, which gives
+the same instances. The search itself runs metered and charged to the expansion's
+:class:`~gateway.ical.budget.Budget` (:mod:`gateway.ical.search`).
 """
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,11 +15,15 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from dateutil.rrule import rrule, rrulestr
 
+from gateway.ical.budget import INSTANCE_COST, SEARCH_COST, Budget
 from gateway.ical.model import InvalidCalendarObject
+from gateway.ical.search import metered, skip_to
 from gateway.ical.timing import When, format_utc, from_local
 
 # Sub-hourly rules would take dateutil minutes to rule out; no calendar client writes them.
 _REFUSED_FREQUENCIES = frozenset({"SECONDLY", "MINUTELY"})
+# BYEASTER is a dateutil extension, not iCalendar (and the meter reads that attribute).
+_REFUSED_PARTS = frozenset({"BYEASTER"})
 # A floating all-day instance begins somewhere between UTC+14 and UTC-12.
 _EARLIEST_OFFSET = timedelta(hours=14)
 _DATE = re.compile(r"^\d{8}$")
@@ -43,10 +46,45 @@ class Rule:
         """Whether the rule has neither COUNT nor UNTIL."""
         return self.count is None and self.until is None
 
-    def starts(self, stop: datetime) -> Iterator[datetime]:
-        """Start times (aware, in DTSTART's zone) up to ``stop``, at most COUNT of them."""
+    def starts(
+        self, stop: datetime, budget: Budget, after: datetime | None = None
+    ) -> Iterator[datetime]:
+        """Start times (aware, in DTSTART's zone) up to ``stop``, at most COUNT of them.
+
+        With ``after``, a rule without COUNT may begin at the period holding ``after``
+        instead of at DTSTART (so far-future windows cost what they return); earlier starts
+        may still come. Charged to ``budget``; when it runs out the starts end early, and
+        ``budget.stopped_at`` says up to where they were complete.
+        """
         bound = stop if self.until is None else min(stop, self.until)
-        return itertools.islice(iter(self.base.replace(until=bound)), self.count)
+        base = self.base
+        if after is not None and self.count is None:
+            base = skip_to(base, after)
+        for produced, start in enumerate(metered(base, bound, budget), start=1):
+            yield start
+            if produced == self.count:
+                return
+            if not budget.charge(INSTANCE_COST):
+                budget.stop(start)
+                return
+
+    def search_ends(self, budget: Budget) -> bool:
+        """Whether an unbounded expansion of the rule ends within ``budget``.
+
+        That is what a CalDAV server expanding it without a stop does (Radicale on every
+        PUT): for a never-ending rule, find its first match; for COUNT, find every instance;
+        for UNTIL, every instance and the first match after UNTIL. A rule with no match
+        left is searched up to year 9999 (``FREQ=DAILY;BYWEEKNO=53;BYMONTH=1;BYDAY=MO``).
+        """
+        limit = datetime(9999, 12, 31, tzinfo=UTC)
+        for produced, start in enumerate(metered(self.base, limit, budget), start=1):
+            if self.endless or produced == self.count:
+                return True
+            if self.until is not None and start > self.until:
+                return True
+            if not budget.charge(SEARCH_COST):
+                return False
+        return not budget.exhausted
 
 
 def _until(value: str, start: When) -> datetime:
@@ -91,7 +129,7 @@ def build_rule(text: str, start: When) -> Rule:
     """Validate an RRULE value for a series starting at ``start``.
 
     Raises InvalidCalendarObject (with the reason) for unparsable rules, COUNT together
-    with UNTIL, and sub-hourly frequencies.
+    with UNTIL, sub-hourly frequencies, several BYSECOND values and BYEASTER.
     """
     parts: list[str] = []
     count: int | None = None
@@ -105,6 +143,12 @@ def build_rule(text: str, start: When) -> Rule:
             if key == "FREQ" and value.upper() in _REFUSED_FREQUENCIES:
                 raise InvalidCalendarObject(
                     f"RRULE {text!r}: sub-hourly recurrence is not supported"
+                )
+            if key in _REFUSED_PARTS:
+                raise InvalidCalendarObject(f"RRULE {text!r}: {key} is not an iCalendar rule part")
+            if key == "BYSECOND" and "," in value:
+                raise InvalidCalendarObject(
+                    f"RRULE {text!r}: sub-minute recurrence is not supported"
                 )
             if key == "COUNT":
                 count = int(value)
