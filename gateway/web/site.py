@@ -25,10 +25,17 @@ from gateway.web.middleware import GatewayMiddleware
 log = logging.getLogger(__name__)
 
 
-def radicale_app(store: Store) -> radicale.Application:
+AUTH_OPTIONS = ("parallel_verifications", "account_failures", "address_failures",
+                "throttle_half_life_seconds", "throttle_max_delay_ms")
+
+
+def radicale_app(store: Store, config: Config | None = None) -> radicale.Application:
     configuration = radicale_config.load()
+    auth = {"type": "storage_plugin", "delay": "0"}
+    if config is not None:
+        auth.update({name: str(config.get("auth", name)) for name in AUTH_OPTIONS})
     configuration.update({
-        "auth": {"type": "storage_plugin", "delay": "0"},
+        "auth": auth,
         "rights": {"type": "storage_plugin"},
         "storage": {"type": "storage_plugin", "database_url": store.url},
         "web": {"type": "none"},
@@ -127,7 +134,7 @@ class Root(resource.Resource):
 
 def build_site(config: Config, store: Store, reactor: Any) -> tuple[server.Site, ThreadPool]:
     pool = ThreadPool(minthreads=2, maxthreads=config.get("http", "threads"), name="caldav")
-    dav = WSGIResource(reactor, pool, GatewayMiddleware(radicale_app(store)))
+    dav = WSGIResource(reactor, pool, GatewayMiddleware(radicale_app(store, config)))
     site = server.Site(Root(dav, Health(store, pool, reactor)), timeout=120)
     site.requestFactory = CappedRequest
     site.max_body_bytes = config.get("http", "max_body_bytes")  # type: ignore[attr-defined]
