@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import and_, false, func, or_, select, update
+from sqlalchemy import and_, false, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from gateway.clock import utcnow
@@ -27,6 +27,10 @@ _hasher = PasswordHasher()
 _ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no 0/o/1/l: read aloud and typed on phones
 _SHAPE = re.compile(f"([{_ALPHABET}]{{4}})(-[{_ALPHABET}]{{4}}){{3}}")
 _ISSUE_TRIES = 20
+
+# Spelled as uq_users_diary_sync_email's WHERE clause: SQLite uses a partial index only for
+# a query that repeats its condition literally (``diary_sync = 1`` scans the table).
+_DIARY_SYNC = text("users.diary_sync")
 
 # last_used_at is written at most this often per password: a syncing phone does not turn
 # every request into a write.
@@ -112,7 +116,7 @@ def login_state(session: Session, login: str, password: str) -> LoginState | Non
     )
     # Usernames never contain "@", so a login is one or the other (users.find_login).
     named = (
-        and_(func.lower(User.email) == login.strip().lower(), User.diary_sync)
+        and_(func.lower(User.email) == login.strip().lower(), _DIARY_SYNC)
         if "@" in login else User.username == login
     )
     rows = session.execute(

@@ -75,7 +75,7 @@ class Authenticator:
         if state is None:
             return self._refuse(account, address, "no such user")
         if not state.diary_sync:
-            return self._refuse(account, address, f"diary sync is off for {state.username!r}")
+            return self._refuse(account, address, f"diary sync is off for user {state.username!r}")
         for candidate in state.candidates:
             if self._known(candidate, password):
                 return self._accept(state, candidate, password)

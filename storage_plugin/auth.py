@@ -47,7 +47,9 @@ def _settings(configuration: Any) -> Settings:
         try:
             values[field] = parse(str(raw))
         except ValueError:
-            raise RuntimeError(f"[auth] {option} = {raw!r} is not a number") from None
+            values[field] = 0
+        if values[field] <= 0:
+            raise RuntimeError(f"[auth] {option} = {raw!r}: expected a positive number")
     return Settings(**values)
 
 
