@@ -64,9 +64,9 @@ class Throttle:
 
     def spacing(self, score: float, limit: int) -> float:
         """Seconds between verifications for a key with ``score`` failures (0: free)."""
-        if score < limit:
+        if score < limit - 0.5:  # scores decay continuously: a key at 4.99 of 5 has 5
             return 0.0
-        return min(self.max_delay, BASE_SPACING * 2 ** (score - limit))
+        return min(self.max_delay, BASE_SPACING * 2 ** max(0.0, score - limit))
 
     def score(self, account: str, address: str) -> tuple[float, float]:
         """The current (account, address) scores."""

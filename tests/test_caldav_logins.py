@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from caldav_peer import Gateway, Rep, event, new_rep
+from caldav_peer import Gateway, Rep, event, new_rep, start_gateway, stop_gateway
 from login_peers import (
     Burst,
     gateway_pair,
@@ -222,3 +222,23 @@ def test_after_32_wrong_logins_a_correct_login_and_other_failures_answer_quickly
     # The other process was never attacked: its logins are unaffected.
     assert propfind(calendar(second, rep), rep.auth).status_code == 207
 
+
+
+def test_the_auth_options_reach_the_running_gateway(module_database_url: str,
+                                                    tmp_path: Path) -> None:
+    strict = start_gateway(module_database_url, tmp_path,
+                           ("CRM_GATEWAY_AUTH_ACCOUNT_FAILURES", "1"))
+    try:
+        rep = new_rep(strict.store)
+        url = f"{strict.url}{rep.username}/"
+        assert propfind(url, (rep.username, near_miss(rep.password))).status_code == 401
+        with ThreadPoolExecutor(3) as pool:
+            statuses = list(pool.map(
+                lambda _: propfind(url, (rep.username, near_miss(rep.password))).status_code,
+                range(3)))
+        assert statuses == [401] * 3
+        # Four failures: throttled only because the option set the limit to one.
+        assert "throttled after repeated failed logins" in strict.log()
+        assert propfind(url, rep.auth).status_code == 207
+    finally:
+        stop_gateway(strict)
