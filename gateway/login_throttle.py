@@ -9,7 +9,9 @@ refused after ``max_delay``, without a verification. So a guessing burst gets at
 verification per throttled key at a time, each of its requests holds a worker thread at most
 ``max_delay`` (which also paces the burst), and an honest login is answered within about that
 plus one verification. Logins that need no verification (the process already verified that
-password) never ask the throttle at all.
+password) never ask the throttle at all; failed logins that needed no verification (no such
+user, no password with that lookup) are answered after ``max_delay`` too once a key is
+throttled.
 
 The state lives in each process's memory, not in the database, and that is safe for what it
 bounds. The CPU a burst takes and the worker threads it holds are per process by nature. The
@@ -75,6 +77,18 @@ class Throttle:
             found = [self._keys.get(name) for name, _ in self._limits(account, address)]
             values = [0.0 if key is None else self._score(key, now) for key in found]
         return values[0], values[1]
+
+    def pace(self, account: str, address: str) -> None:
+        """Before refusing a login that needed no verification: a throttled key's answer
+        comes after ``max_delay`` all the same (it paces a burst and tells it nothing)."""
+        with self._lock:
+            now = self._clock()
+            throttled = any(
+                key is not None and self.spacing(self._score(key, now), limit) > 0
+                for key, limit in ((self._keys.get(name), limit)
+                                   for name, limit in self._limits(account, address)))
+        if throttled:
+            self._sleep(self.max_delay)
 
     @contextmanager
     def turn(self, account: str, address: str) -> Iterator[bool]:

@@ -73,14 +73,15 @@ class Authenticator:
             state = app_passwords.login_state(session, login, password)
         account = f"user:{state.user_id}" if state else f"login:{login.strip().lower()}"
         if state is None:
-            return self._refuse(account, address, "no such user")
+            return self._refuse(account, address, "no such user", pace=True)
         if not state.diary_sync:
-            return self._refuse(account, address, f"diary sync is off for user {state.username!r}")
+            reason = f"diary sync is off for user {state.username!r}"
+            return self._refuse(account, address, reason, pace=True)
         for candidate in state.candidates:
             if self._known(candidate, password):
                 return self._accept(state, candidate, password)
         if not state.candidates:
-            return self._refuse(account, address, "wrong or revoked app password")
+            return self._refuse(account, address, "wrong or revoked app password", pace=True)
         with self.throttle.turn(account, address) as admitted:
             if not admitted:
                 return self._refuse(account, address, "throttled after repeated failed logins")
@@ -96,7 +97,10 @@ class Authenticator:
         self._remember(matched, password)
         return self._accept(state, matched, password)
 
-    def _refuse(self, account: str, address: str, reason: str) -> Outcome:
+    def _refuse(self, account: str, address: str, reason: str, *, pace: bool = False
+                ) -> Outcome:
+        if pace:
+            self.throttle.pace(account, address)
         self.throttle.failed(account, address)
         return Outcome(None, reason)
 

@@ -83,7 +83,7 @@ def throttle(clock: Clock) -> Throttle:
 
 
 events = st.lists(st.tuples(
-    st.sampled_from(["fail", "login", "wait"]),
+    st.sampled_from(["fail", "login", "refuse", "wait"]),
     st.sampled_from(["alice", "bob"]), st.sampled_from(["192.0.2.1", "198.51.100.7"]),
     st.floats(min_value=0, max_value=120),
 ), max_size=200)
@@ -100,6 +100,10 @@ def test_the_throttle_is_bounded_whatever_the_history(history: list[tuple[str, s
             limits.failed(account, address)
         elif kind == "wait":
             clock.now += seconds
+        elif kind == "refuse":
+            before = len(clock.slept)
+            limits.pace(account, address)
+            assert all(wait <= 0.5 + 1e-9 for wait in clock.slept[before:])
         else:
             before = len(clock.slept)
             with limits.turn(account, address):
@@ -139,8 +143,13 @@ def test_a_burst_gets_one_verification_at_a_time_and_an_honest_turn_within_the_b
     with limits.turn("alice", "192.0.2.1") as honest:
         assert honest
     assert sum(clock.slept) <= 0.5
+    # Failures that need no verification are answered after the bound, too.
+    clock.slept.clear()
+    limits.pace("alice", "192.0.2.1")
+    assert clock.slept == [0.5]
     # Another account from another address is not affected at all.
     clock.slept.clear()
     with limits.turn("bob", "198.51.100.7") as other:
         assert other
+    limits.pace("bob", "198.51.100.7")
     assert clock.slept == []
