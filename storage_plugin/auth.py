@@ -22,12 +22,12 @@ from storage_plugin.registry import store_for
 
 log = logging.getLogger(__name__)
 
-# Options of Radicale's [auth] section (``crm-gateway serve`` fills them from [auth] of the
-# gateway configuration) and the Settings fields they set.
 def _milliseconds(raw: str) -> float:
     return int(raw) / 1000
 
 
+# Options of Radicale's [auth] section (``crm-gateway serve`` fills them from [auth] of the
+# gateway configuration) and the Settings fields they set.
 _OPTIONS: dict[str, tuple[str, Callable[[str], float]]] = {
     "parallel_verifications": ("parallel_verifications", int),
     "account_failures": ("account_failures", int),
