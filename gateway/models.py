@@ -98,12 +98,25 @@ class User(Base):
 
 
 class AppPassword(Base):
+    """An app password: argon2 hash plus ``lookup``, the password's first group in clear.
+
+    ``lookup`` finds the one live row a presented password can match before argon2 runs
+    (unique among a user's live passwords); NULL on passwords issued before it existed, until
+    their first successful login fills it in.
+    """
+
     __tablename__ = "app_passwords"
+    __table_args__ = (
+        Index("uq_app_passwords_live_lookup", "user_id", "lookup", unique=True,
+              sqlite_where=text("revoked_at IS NULL"),
+              postgresql_where=text("revoked_at IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     label: Mapped[str] = mapped_column(String(100))
     password_hash: Mapped[str] = mapped_column(String(200))
+    lookup: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

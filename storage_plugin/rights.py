@@ -3,13 +3,15 @@
 Type calendars are writable unless the user's sync profile says otherwise; the invitations
 calendar is read-only, so clients show it read-only before anyone tries to write (rights
 ``r``). MKCALENDAR/MKCOL are refused: the principal is ``R``, never ``W``.
+
+Rights are read from the database once per request and remembered only for that request
+(the calendars the storage looked up, ``context.RequestContext.calendars``): a pause or a
+direction change bites on the next request, on every process.
 """
 
 from __future__ import annotations
 
 import functools
-import threading
-import time
 from typing import Any
 
 from radicale import pathutils, rights
@@ -19,12 +21,6 @@ from gateway.errors import DomainError
 from gateway.users import get_user
 from storage_plugin import context
 from storage_plugin.registry import store_for
-
-# Called once per item in a Depth:1 PROPFIND: remember answers for a moment.
-CACHE_SECONDS = 2.0
-
-_cache: dict[tuple[str, str], tuple[bool | None, float]] = {}
-_cache_lock = threading.Lock()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -40,21 +36,21 @@ class Rights(rights.BaseRights):
         self.store = store_for(configuration)
 
     def _writable(self, user: str, slug: str) -> bool | None:
-        """True/False for an existing calendar of ``user``, None when there is none."""
-        now = time.monotonic()
-        with _cache_lock:
-            cached = _cache.get((user, slug))
-            if cached is not None and cached[1] > now:
-                return cached[0]
-        with self.store.reading() as session:
-            try:
-                view = calendars.user_calendar(session, get_user(session, user), slug)
-            except DomainError:  # an unknown user has no calendars
-                view = None
-            writable = None if view is None else view.writable
-        with _cache_lock:
-            _cache[(user, slug)] = (writable, now + CACHE_SECONDS)
-        return writable
+        """True/False for an existing calendar of ``user``, None when there is none.
+
+        Called once per item in a Depth:1 PROPFIND: the request's memo answers after the
+        first call (and shares the lookup with the storage plugin). Under stock Radicale
+        there is no request scope and every call reads the database."""
+        memo = context.current().calendars
+        if (user, slug) not in memo:
+            with self.store.reading() as session:
+                try:
+                    view = calendars.user_calendar(session, get_user(session, user), slug)
+                except DomainError:  # an unknown user has no calendars
+                    view = None
+            memo[(user, slug)] = view
+        view = memo[(user, slug)]
+        return None if view is None else view.writable
 
     def authorization(self, user: str, user_groups: set[str], path: str) -> str:
         if not user:

@@ -66,7 +66,8 @@ def describe(user: User) -> dict[str, Any]:
         "username": user.username, "email": user.email, "name": user.name,
         "admin": user.is_admin, "email_sync": user.email_sync, "diary_sync": user.diary_sync,
         "app_passwords": [
-            {"id": p.id, "label": p.label, "created": p.created_at, "revoked": p.revoked_at}
+            {"id": p.id, "label": p.label, "created": p.created_at, "revoked": p.revoked_at,
+             "last_used": p.last_used_at}
             for p in user.app_passwords
         ],
     }
@@ -101,12 +102,17 @@ def do_show(context: Context, args: argparse.Namespace) -> int:
         user = get_user(session, args.username)
         data = describe(user)
         first = _line(user)
-    lines = [first] + [
-        f"  app password {p['id']}: {p['label']}" + (" (revoked)" if p["revoked"] else "")
-        for p in data["app_passwords"]
-    ]
+    lines = [first] + [_password_line(p) for p in data["app_passwords"]]
     context.emit(data, lines)
     return 0
+
+
+def _password_line(password: dict[str, Any]) -> str:
+    used = password["last_used"]
+    # last_used_at is recorded at most once a minute.
+    seen = f"last used {used:%Y-%m-%d %H:%M} UTC" if used else "never used"
+    revoked = ", revoked" if password["revoked"] else ""
+    return f"  app password {password['id']}: {password['label']} ({seen}{revoked})"
 
 
 def do_set(context: Context, args: argparse.Namespace) -> int:
@@ -143,7 +149,6 @@ def do_revoke(context: Context, args: argparse.Namespace) -> int:
     context.emit({"username": args.username, "revoked": args.id},
                  f"revoked app password {args.id} of {args.username}")
     return 0
-
 
 
 def do_bcc_address(context: Context, args: argparse.Namespace) -> int:

@@ -31,11 +31,18 @@ from gateway.web.xml_guard import XmlLimits
 log = logging.getLogger(__name__)
 
 
-def radicale_app(store: Store) -> radicale.Application:
+AUTH_OPTIONS = ("parallel_verifications", "account_failures", "address_failures",
+                "throttle_half_life_seconds", "throttle_max_delay_ms")
+
+
+def radicale_app(store: Store, config: Config | None = None) -> radicale.Application:
     configuration = radicale_config.load()
+    auth = {"type": "storage_plugin", "delay": "0"}
+    if config is not None:
+        auth.update({name: str(config.get("auth", name)) for name in AUTH_OPTIONS})
     configuration.update({
         "server": {"delay_on_error": "0"},
-        "auth": {"type": "storage_plugin", "delay": "0"},
+        "auth": auth,
         # Calendars are provisioned by the CRM: DELETE or PUT of a whole one is refused with
         # 403 (the rights never grant "D" or "O"), not the 500 of the storage's refusal.
         "rights": {"type": "storage_plugin", "permit_delete_collection": "False",
@@ -144,7 +151,7 @@ def build_site(config: Config, store: Store, reactor: Any) -> tuple[server.Site,
         outage.watch(engine)
     limits = XmlLimits(max_properties=config.get("http", "max_propfind_properties"),
                        max_hrefs=config.get("http", "max_multiget_hrefs"))
-    dav = WSGIResource(reactor, pool, GatewayMiddleware(radicale_app(store), limits))
+    dav = WSGIResource(reactor, pool, GatewayMiddleware(radicale_app(store, config), limits))
     site = server.Site(Root(dav, Health(store, pool, reactor)), timeout=120)
     site.requestFactory = CappedRequest
     site.max_body_bytes = config.get("http", "max_body_bytes")  # type: ignore[attr-defined]
