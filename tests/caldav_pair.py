@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 from caldav_peer import Gateway, Rep, start_gateway, stop_gateway
+from peers import TEST_SECRET_KEY
 
 from gateway import calendars
 from gateway.client_writes import put_event
@@ -24,7 +25,7 @@ from gateway.diary_types import create_type
 from gateway.models import DiaryType
 from gateway.users import get_user
 
-SHARED_KEY = ("CRM_GATEWAY_SECURITY_SECRET_KEY", "one key for every process of the test")
+SHARED_KEY = ("CRM_GATEWAY_SECURITY_SECRET_KEY", TEST_SECRET_KEY)
 
 Request = Callable[[requests.Session, str], requests.Response]
 

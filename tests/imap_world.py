@@ -15,6 +15,7 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
+from peers import TEST_SECRET_KEY
 from peers.dovecot import DovecotServer
 from sqlalchemy import select
 
@@ -38,7 +39,7 @@ from gateway.secrets import SecretBox
 from gateway.users import create_user, get_user
 
 PASSWORDS = {"alice": "alice's mail password", "bob": "bob's mail password"}
-SECRET_KEY = "the test suite's secret key"
+SECRET_KEY = TEST_SECRET_KEY
 ALICE, BOB, HANK = "alice@acme.example", "bob@acme.example", "hank@globex.example"
 _LOGGED_OUT = re.compile(r"imap\((\w+)\).*Disconnected.*\bbody_count=(\d+)")
 

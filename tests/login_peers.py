@@ -7,7 +7,6 @@ scaling-out design has it; the CLI runs in-process against the same database.
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 from caldav_peer import Gateway, start_gateway, stop_gateway
+from peers import TEST_SECRET_KEY
 
 from gateway import app_passwords
 from gateway.cli import main
@@ -30,7 +30,7 @@ PROPFIND_BODY = (b'<?xml version="1.0"?><d:propfind xmlns:d="DAV:"><d:prop><d:ge
 def gateway_pair(module_database_url: str, tmp_path_factory: pytest.TempPathFactory
                  ) -> Iterator[tuple[Gateway, Gateway]]:
     """Two gateway processes serving one database (the body of a module fixture)."""
-    key = ("CRM_GATEWAY_SECURITY_SECRET_KEY", secrets.token_urlsafe(32))
+    key = ("CRM_GATEWAY_SECURITY_SECRET_KEY", TEST_SECRET_KEY)
     first = start_gateway(module_database_url, tmp_path_factory.mktemp("first"), key)
     try:
         second = start_gateway(module_database_url, tmp_path_factory.mktemp("second"), key)
