@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -403,3 +404,44 @@ def test_updating_an_event_with_attendees_keeps_them_in_step(gateway: Gateway, r
             DiaryEntry.uid == "attendees@test"))
         assert sorted((p.email, p.partstat) for p in rows) == [
             ("frank@customer.example", "NEEDS-ACTION"), ("hank@customer.example", "ACCEPTED")]
+
+
+def put_event(gateway: Gateway, rep: Rep, name: str, body: str) -> requests.Response:
+    return requests.put(f"{gateway.url}{rep.username}/meeting/{name}", data=body.encode(),
+                        auth=rep.auth, timeout=10,
+                        headers={"Content-Type": "text/calendar; charset=utf-8"})
+
+
+def title_and_object(gateway: Gateway, uid: str) -> tuple[str, str] | None:
+    entry = entry_by_uid(gateway, uid)
+    return None if entry is None else (entry.title, entry.ical)
+
+
+def test_oversize_bodies_get_413_declared_or_chunked(gateway: Gateway, rep: Rep) -> None:
+    assert put_event(gateway, rep, "big.ics", event("big@test", "Small")).status_code == 201
+    huge = event("big@test", "x" * 300_000)
+    answer = put_event(gateway, rep, "big.ics", huge)
+    assert answer.status_code == 413
+
+    def chunks() -> object:
+        for _ in range(40):
+            yield b"X" * 10_000
+
+    host, port = gateway.url.split("//")[1].rstrip("/").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        auth = requests.auth._basic_auth_str(*rep.auth)  # type: ignore[attr-defined]
+        raw.sendall(f"PUT /{rep.username}/meeting/big.ics HTTP/1.1\r\nHost: x\r\n"
+                    f"Authorization: {auth}\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
+        reply = b""
+        try:
+            for chunk in chunks():  # type: ignore[attr-defined]
+                raw.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        except OSError:
+            pass  # the server closed the connection after answering
+        while True:
+            data = raw.recv(4096)
+            if not data:
+                break
+            reply += data
+    assert reply.startswith(b"HTTP/1.1 413")
+    assert title_and_object(gateway, "big@test") == ("Small", event("big@test", "Small"))

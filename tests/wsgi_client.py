@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from gateway.config import load
 from gateway.db import Store
-from gateway.web.middleware import GatewayMiddleware
-from gateway.web.site import radicale_app
+from gateway.web.site import dav_app
 
 BASE_URL = "http://gateway.test/"
 
@@ -47,7 +47,8 @@ class InProcessGateway:
     app: Any = field(init=False)
 
     def __post_init__(self) -> None:
-        self.app = GatewayMiddleware(radicale_app(self.store))
+        config = load(environ={"CRM_GATEWAY_DATABASE_URL": self.store.url}, create_data_dir=False)
+        self.app = dav_app(config, self.store)
 
     def request(self, method: str, url: str, *, data: bytes | str | None = None,
                 auth: tuple[str, str] | None = None,

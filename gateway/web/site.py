@@ -142,8 +142,8 @@ class Root(resource.Resource):
         return self.dav.render(request)
 
 
-def build_site(config: Config, store: Store, reactor: Any) -> tuple[server.Site, ThreadPool]:
-    pool = ThreadPool(minthreads=2, maxthreads=config.get("http", "threads"), name="caldav")
+def dav_app(config: Config, store: Store) -> GatewayMiddleware:
+    """The CalDAV WSGI app the site serves: Radicale with the plugins, behind the middleware."""
     # The plugins use the process-wide store of this URL: watch its engines.
     plugins_store = shared_store(store.url)
     for engine in {store.engine, store.read_engine, plugins_store.engine,
@@ -151,7 +151,12 @@ def build_site(config: Config, store: Store, reactor: Any) -> tuple[server.Site,
         outage.watch(engine)
     limits = XmlLimits(max_properties=config.get("http", "max_propfind_properties"),
                        max_hrefs=config.get("http", "max_multiget_hrefs"))
-    dav = WSGIResource(reactor, pool, GatewayMiddleware(radicale_app(store, config), limits))
+    return GatewayMiddleware(radicale_app(store, config), limits)
+
+
+def build_site(config: Config, store: Store, reactor: Any) -> tuple[server.Site, ThreadPool]:
+    pool = ThreadPool(minthreads=2, maxthreads=config.get("http", "threads"), name="caldav")
+    dav = WSGIResource(reactor, pool, dav_app(config, store))
     site = server.Site(Root(dav, Health(store, pool, reactor)), timeout=120)
     site.requestFactory = CappedRequest
     site.max_body_bytes = config.get("http", "max_body_bytes")  # type: ignore[attr-defined]
