@@ -29,7 +29,8 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.threads import deferToThreadPool
 
-from bcc_ingest.imap.protocol import AnswerLimits, GatewayIMAP4Client
+from bcc_ingest.imap.guard import AnswerLimits
+from bcc_ingest.imap.protocol import GatewayIMAP4Client
 from bcc_ingest.imap.wire import ImapError, ImapNo, printable
 from gateway.config import Config
 

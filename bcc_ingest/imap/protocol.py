@@ -26,6 +26,13 @@ from twisted.mail import imap4
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from bcc_ingest.imap.guard import (
+    AnswerBudget,
+    AnswerLimits,
+    AnswerTooLarge,
+    CommandTimeout,
+    Deadline,
+)
 from bcc_ingest.imap.wire import (
     MAX_NUMBER,
     ImapError,
@@ -34,7 +41,6 @@ from bcc_ingest.imap.wire import (
     OutOfRange,
     capabilities_of,
     encode_mailbox,
-    fetch_uid,
     parse_fetch,
     parse_list_line,
     printable,
@@ -49,32 +55,6 @@ _CODE = {key: re.compile(rb"\[" + key + rb" (\d+)\]", re.IGNORECASE)
 _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]*")
 
 Lines = list[bytes]
-
-
-class CommandTimeout(ImapError):
-    """The server did not answer within the command timeout or deadline."""
-
-
-class AnswerTooLarge(ImapError):
-    """An answer announced or sent more than the limits allow; the connection was reset.
-
-    `uid`: the message whose literal was refused, when the server named it first.
-    `lines`: the untagged lines complete before the refusal (earlier messages of a FETCH).
-    """
-
-    def __init__(self, text: str, uid: int | None, lines: Sequence[bytes]) -> None:
-        super().__init__(text)
-        self.uid = uid
-        self.lines = list(lines)
-
-
-@dataclass(frozen=True)
-class AnswerLimits:
-    """What one connection may make the client hold: a literal, and one command's answer."""
-
-    deadline: float = 600.0  # seconds for a whole answer, however steadily it trickles
-    max_literal: int = 25 * 1024 * 1024
-    max_answer: int = 82 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -127,8 +107,8 @@ class GatewayIMAP4Client(imap4.IMAP4Client):
         self.command_timeout = command_timeout
         self.limits = limits or AnswerLimits()
         self.anomalies: list[str] = []  # protocol errors that did not end a command
-        self._deadline: Any = None
-        self._answer_bytes = 0
+        self._deadline = Deadline(clock, self._deadline_passed)
+        self._budget = AnswerBudget(self.limits)
         self._gave_up = False
         # Armed from connectionMade: covers an implicit TLS handshake and the greeting.
         self.timeout = command_timeout
@@ -144,7 +124,7 @@ class GatewayIMAP4Client(imap4.IMAP4Client):
 
     def connectionMade(self) -> None:
         super().connectionMade()
-        self._arm_deadline(self.limits.deadline)
+        self._deadline.arm(self.limits.deadline)
 
     def dataReceived(self, data: bytes) -> None:
         self.resetTimeout()  # silence is no bytes at all, not no complete line
@@ -153,14 +133,18 @@ class GatewayIMAP4Client(imap4.IMAP4Client):
     def lineReceived(self, line: bytes) -> None:
         if self._gave_up:
             return
-        if not self._within_limits(len(line) + 2, line):
+        refusal = self._budget.refuse(line, self._parts, self._waiting_for)
+        if refusal is not None:
+            reason, uid = refusal
+            self._give_up(AnswerTooLarge(f"{reason}; connection reset", uid,
+                                         self._command_lines()))
             return
         super().lineReceived(line)
 
     def rawDataReceived(self, data: bytes) -> None:
         if self._gave_up:
             return
-        self._answer_bytes += len(data)  # bounded already: the literal's size was checked
+        self._budget.take(len(data))  # bounded already: the literal's size was checked
         super().rawDataReceived(data)
 
     def messageFile(self, octets: int) -> Any:
@@ -168,7 +152,7 @@ class GatewayIMAP4Client(imap4.IMAP4Client):
 
     def serverGreeting(self, caps: dict[bytes, Any] | None) -> None:
         self.setTimeout(None)
-        self._disarm_deadline()
+        self._deadline.disarm()
         self.capabilities = {name.decode("ascii", "replace").upper() for name in caps or {}}
         if not self.greeted.called:
             self.greeted.callback(self.capabilities)
@@ -185,43 +169,13 @@ class GatewayIMAP4Client(imap4.IMAP4Client):
             f"no answer to {self._waiting_for} within {self.command_timeout:g} s"
         ))
 
-    # -- limits -----------------------------------------------------------------------------
-
-    def _within_limits(self, size: int, line: bytes) -> bool:
-        """Count a line against the answer's budget; refuse a literal over the limits."""
-        self._answer_bytes += size
-        octets = _announced_literal(line)
-        limits = self.limits
-        if 0 <= octets <= limits.max_literal and self._answer_bytes + octets <= limits.max_answer:
-            return True
-        head = b"".join(self._parts or []) + line
-        uid = fetch_uid(head[2:] if self._parts is None else head)
-        if octets < 0 or octets > limits.max_literal:
-            over = f"a literal of {octets} bytes (the limit is {limits.max_literal})"
-        else:
-            over = (f"an answer of more than {self._answer_bytes + octets} bytes "
-                    f"(the limit is {limits.max_answer})")
-        self._give_up(AnswerTooLarge(
-            f"the server announced {over} for {f'UID {uid}' if uid else 'a message'} in the "
-            f"answer to {self._waiting_for}; connection reset", uid, self._command_lines(),
-        ))
-        return False
+    # -- limits (see guard) -----------------------------------------------------------------
 
     def _command_lines(self) -> list[bytes]:
         command = (self.tags or {}).get(self.waiting) if self.waiting else None
         return list(command.lines) if command is not None else []
 
-    def _arm_deadline(self, seconds: float) -> None:
-        self._disarm_deadline()
-        self._deadline = self._clock.callLater(seconds, self._deadline_passed, seconds)
-
-    def _disarm_deadline(self) -> None:
-        if self._deadline is not None and self._deadline.active():
-            self._deadline.cancel()
-        self._deadline = None
-
     def _deadline_passed(self, seconds: float) -> None:
-        self._deadline = None
         self._give_up(CommandTimeout(
             f"no complete answer to {self._waiting_for} within the deadline of {seconds:g} s"
         ))
@@ -229,7 +183,7 @@ class GatewayIMAP4Client(imap4.IMAP4Client):
     def _give_up(self, error: ImapError) -> None:
         """Fail what is waiting with `error` and drop the connection at once."""
         self._gave_up = True
-        self._disarm_deadline()
+        self._deadline.disarm()
         self.setTimeout(None)
         # The command awaiting its answer (a queued one is sent from the previous answer's
         # callback, so Twisted's _lastCmd may be older).
@@ -244,7 +198,7 @@ class GatewayIMAP4Client(imap4.IMAP4Client):
         self.transport.abortConnection()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
-        self._disarm_deadline()
+        self._deadline.disarm()
         self._lost = self._lost or reason
         super().connectionLost(reason)
         for waiter in (self.greeted, self.handshake):
@@ -267,8 +221,8 @@ class GatewayIMAP4Client(imap4.IMAP4Client):
         if cmd is None:
             cmd = _RawCommand(command, args)
         self._waiting_for = what
-        self._answer_bytes = 0
-        self._arm_deadline(self.limits.deadline + extra_seconds)
+        self._budget.start()
+        self._deadline.arm(self.limits.deadline + extra_seconds)
         self.setTimeout(self.command_timeout)
         d: defer.Deferred[tuple[Lines, bytes]] = self.sendCommand(cmd)
         d.addBoth(self._answered)
@@ -278,7 +232,7 @@ class GatewayIMAP4Client(imap4.IMAP4Client):
     def _answered(self, result: Any) -> Any:
         if not self.waiting:
             self.setTimeout(None)
-            self._disarm_deadline()
+            self._deadline.disarm()
         return result
 
     @staticmethod
@@ -303,12 +257,12 @@ class GatewayIMAP4Client(imap4.IMAP4Client):
         self.startedTLS = True
         self._waiting_for = "the TLS handshake"
         self.setTimeout(self.command_timeout)
-        self._arm_deadline(self.limits.deadline)
+        self._deadline.arm(self.limits.deadline)
         try:
             await self.handshake
         finally:
             self.setTimeout(None)
-            self._disarm_deadline()
+            self._deadline.disarm()
         await self.refresh_capabilities()
 
     async def log_in(self, login: str, password: str) -> None:
@@ -462,17 +416,6 @@ def fetched_messages(lines: Sequence[bytes], uids: Sequence[int]) -> list[Fetche
         if parsed is not None and parsed[0] in wanted and parsed[2] is not None:
             found[parsed[0]] = FetchedMessage(parsed[0], parsed[1], parsed[2])
     return [found[uid] for uid in sorted(found)]
-
-
-def _announced_literal(line: bytes) -> int:
-    """The size of the literal `line` announces, read exactly as Twisted reads it; else 0."""
-    start = line.rfind(b"{")
-    if start == -1 or not line.endswith(b"}"):
-        return 0
-    try:
-        return int(line[start + 1:-1])
-    except ValueError:
-        return 0  # Twisted refuses the line itself
 
 
 def _as_raw(cmd: imap4.Command) -> _RawCommand:

@@ -23,9 +23,9 @@ from twisted.internet.threads import deferToThreadPool
 
 from bcc_ingest.imap.connect import ImapOptions
 from bcc_ingest.imap.folders import plan_folders
+from bcc_ingest.imap.guard import AnswerTooLarge
 from bcc_ingest.imap.oversize import is_oversize, parse_fetched
 from bcc_ingest.imap.protocol import (
-    AnswerTooLarge,
     FetchedMessage,
     FolderInfo,
     GatewayIMAP4Client,
