@@ -329,6 +329,12 @@ def _section(raw: bytes, name: bytes) -> bytes:
     return b"".join(line + b"\r\n" for line in lines) + b"\r\n"
 
 
+def assert_shown_safely(text: str | None) -> None:
+    """`text` (an account's last error) is what a user may be shown of server bytes."""
+    assert text is not None and 0 < len(text) <= 300
+    assert text.isprintable() and "\ufffd" not in text
+
+
 @contextmanager
 def hostile_imap(**options: object) -> Iterator[HostileImap]:
     """A started `HostileImap` (keyword options as its constructor's), stopped on exit."""
