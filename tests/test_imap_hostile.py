@@ -104,6 +104,7 @@ async def test_a_2gb_literal_is_never_read_and_the_account_reports_the_skipped_m
     # trickle never started (it saw the reset at once, and sent nothing more).
     assert len(server.seen(hostile.HUGE_LITERAL, "announced")) == 1
     [reset] = server.seen(hostile.HUGE_LITERAL, "reset")
+    print(f"2 GB literal: connection reset {reset.detail} s after the announcement")
     assert float(reset.detail) < server.silence_seconds
     assert not server.seen(hostile.HUGE_LITERAL, "trickled")
     assert report.error is not None
@@ -199,6 +200,27 @@ async def test_a_uid_of_2_to_the_40_is_a_protocol_error_and_the_rest_is_logged(
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_uidvalidity_beyond_32_bits_is_a_protocol_error_and_other_mailboxes_go_on(
+    server: HostileImap, store: Store, database_url: str, tmp_path: Path
+) -> None:
+    seed_crm(store)
+    connect(store, "alice", server, hostile.HUGE_UIDVALIDITY)
+    connect(store, "bob", server, hostile.HONEST)
+    from_hank(server, hostile.HUGE_UIDVALIDITY, 1)
+    server.add(hostile.HONEST, mail(HANK, ["bob@acme.example"], "Hi Bob",
+                                    message_id="hi-bob@globex.example"))
+
+    reports = {r.username: r for r in await poll(make_config(database_url, tmp_path), store)}
+
+    assert reports["alice"].error == (
+        "EXAMINE INBOX: the server sent UIDVALIDITY 1099511627776, outside the protocol's "
+        "range (1 to 4294967295)")
+    assert account_state(store, "alice").last_error == reports["alice"].error
+    assert cursors(store, "alice") == {}
+    assert reports["bob"].error is None and set(activities(store)) == {"hi-bob@globex.example"}
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_uidvalidity_change_between_passes_rescans_without_doubling(
     server: HostileImap, store: Store, database_url: str, tmp_path: Path
 ) -> None:
@@ -256,6 +278,7 @@ async def test_a_server_trickling_one_byte_at_a_time_is_dropped_at_the_command_d
         [closed] = server.seen(hostile.TRICKLE, "closed")
     assert report.error == "login failed: no complete answer to LOGIN within the deadline of 3 s"
     held = closed.at - login.at  # measured by the server: how long the poller kept listening
+    print(f"trickling server dropped after {held:.2f} s (deadline 3 s)")
     assert 3 <= held < 9, held
     assert took < 30
     assert account_state(store, "alice").last_error == report.error

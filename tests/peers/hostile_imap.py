@@ -26,10 +26,11 @@ TRICKLE = "trickle"  # the answer to LOGIN comes one byte at a time
 GARBAGE_LIST = "garbage-list"  # binary garbage lines inside the LIST answer
 GARBAGE_ERROR = "garbage-error"  # LIST refused with 500 bytes of binary garbage
 HUGE_UID = "huge-uid"  # UID SEARCH answers include the UID 2**40
+HUGE_UIDVALIDITY = "huge-uidvalidity"  # EXAMINE announces UIDVALIDITY 2**40
 NEW_UIDVALIDITY = "new-uidvalidity"  # every connection sees a new UIDVALIDITY
 DROP_MID_FETCH = "drop-mid-fetch"  # the first connection dies in its third body FETCH
 MODES = (HONEST, BOGUS_UIDNEXT, HUGE_LITERAL, TRICKLE, GARBAGE_LIST, GARBAGE_ERROR, HUGE_UID,
-         NEW_UIDVALIDITY, DROP_MID_FETCH)
+         HUGE_UIDVALIDITY, NEW_UIDVALIDITY, DROP_MID_FETCH)
 
 GARBAGE = bytes(range(256)).replace(b"\r", b"").replace(b"\n", b"") * 2
 HUGE = 2**31
@@ -233,12 +234,13 @@ class _Session:
         if self.mode == NEW_UIDVALIDITY:
             with self.server._lock:
                 folder.uidvalidity = 100 + self.number
+        uidvalidity = 2**40 if self.mode == HUGE_UIDVALIDITY else folder.uidvalidity
         uids = folder.uids()
         uidnext = max(uids, default=0) + 1
         if self.mode == BOGUS_UIDNEXT and self.number == 1:
             uidnext = 4_000_000_000
         await self.line(f"* {len(uids)} EXISTS".encode())
-        await self.line(f"* OK [UIDVALIDITY {folder.uidvalidity}] ok".encode())
+        await self.line(f"* OK [UIDVALIDITY {uidvalidity}] ok".encode())
         await self.line(f"* OK [UIDNEXT {uidnext}] ok".encode())
         await self.line(tag + b" OK [READ-ONLY] EXAMINE done")
 
