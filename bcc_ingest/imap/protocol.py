@@ -182,9 +182,12 @@ class GatewayIMAP4Client(imap4.IMAP4Client):
 
     def _give_up(self, error: ImapError) -> None:
         """Fail what is waiting with `error` and drop the connection at once."""
+        # Dead before anyone hears of it: a command sent from an errback fails at once.
         self._gave_up = True
+        self._lost = Failure(error)
         self._deadline.disarm()
         self.setTimeout(None)
+        self.transport.abortConnection()
         # The command awaiting its answer (a queued one is sent from the previous answer's
         # callback, so Twisted's _lastCmd may be older).
         command = (self.tags or {}).get(self.waiting) if self.waiting else None
@@ -194,8 +197,6 @@ class GatewayIMAP4Client(imap4.IMAP4Client):
         for waiter in (self.greeted, self.handshake):
             if not waiter.called:
                 waiter.errback(error)
-        self._lost = Failure(error)
-        self.transport.abortConnection()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._deadline.disarm()
