@@ -38,11 +38,14 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 import bcc_ingest.imap.sync as imap_sync
+from bcc_ingest.imap.check import check_mailbox
+from bcc_ingest.imap.connect import ImapOptions
 from bcc_ingest.imap.guard import AnswerLimits, AnswerTooLarge
 from bcc_ingest.imap.protocol import GatewayIMAP4Client
 from bcc_ingest.imap.wire import printable
 from gateway.db import Store
 from gateway.mail_accounts import MailSettings, set_account
+from gateway.mail_leases import PollTarget
 from gateway.models import Activity
 from gateway.secrets import SecretBox
 from gateway.users import get_user
@@ -174,6 +177,22 @@ async def test_binary_garbage_in_list_is_skipped_or_reported_printable_and_short
     assert_shown_safely(reports["bob"].error)
     assert reports["bob"].error is not None and reports["bob"].error.startswith("LIST: ")
     assert account_state(store, "bob").last_error == reports["bob"].error
+
+
+@pytest_twisted.ensureDeferred
+async def test_mail_test_shows_a_garbage_refusal_printable_and_short(server: HostileImap) -> None:
+    from twisted.internet import reactor
+
+    target = PollTarget(account_id=0, user_id=0, username="alice", host="127.0.0.1",
+                        port=server.port, tls="none", login=hostile.GARBAGE_ERROR,
+                        password="pw", folders=("INBOX",), cursors={})
+    result = await check_mailbox(reactor, target, ("INBOX",), ImapOptions())
+    assert [(step.name, step.status) for step in result.steps] == [
+        ("resolve", "ok"), ("connect", "ok"), ("tls", "skipped"), ("login", "ok"),
+        ("folders", "failed")]
+    assert result.failed is not None and result.failed.detail.startswith(
+        "cannot list the folders: LIST: ")
+    assert_shown_safely(result.failed.detail)
 
 
 @pytest_twisted.ensureDeferred
