@@ -106,7 +106,7 @@ async def test_a_2gb_literal_is_never_read_and_the_account_reports_the_skipped_m
     # The poller dropped the connection on the announcement: the server's silence and
     # trickle never started (it saw the reset at once, and sent nothing more).
     assert len(server.seen(hostile.HUGE_LITERAL, "announced")) == 1
-    [reset] = server.seen(hostile.HUGE_LITERAL, "reset")
+    [reset] = server.wait_for(hostile.HUGE_LITERAL, "reset")
     print(f"2 GB literal: connection reset {reset.detail} s after the announcement")
     assert float(reset.detail) < server.silence_seconds
     assert not server.seen(hostile.HUGE_LITERAL, "trickled")
@@ -155,6 +155,7 @@ async def test_binary_garbage_in_the_greeting_gives_a_short_printable_error(
         [report] = await poll(make_config(database_url, tmp_path), store)
     assert_shown_safely(report.error)
     assert report.error is not None and report.error.startswith("connect failed: 127.0.0.1:")
+    assert ": no IMAP greeting: the server sent what is not IMAP: *? !\"#$%&" in report.error
     state = account_state(store, "alice")
     assert state.last_error == report.error and not state.paused
 
@@ -271,7 +272,8 @@ async def test_a_disconnect_mid_fetch_never_moves_the_checkpoint_past_what_commi
 
     [dropped] = await poll(config, store)  # the third body FETCH dies after UID 5
 
-    assert [e.detail for e in server.seen(hostile.DROP_MID_FETCH, "dropped")] == ["before UID 6"]
+    assert [e.detail for e in server.wait_for(hostile.DROP_MID_FETCH, "dropped")] == [
+        "before UID 6"]
     assert dropped.error == "the server closed the connection"
     assert cursors(store, "alice")["INBOX"][1] == 4
     assert set(activities(store)) == set(wanted[:4])
@@ -294,7 +296,7 @@ async def test_a_server_trickling_one_byte_at_a_time_is_dropped_at_the_command_d
         [report] = await poll(config, store)
         took = time.monotonic() - started
         [login] = server.seen(hostile.TRICKLE, "login")
-        [closed] = server.seen(hostile.TRICKLE, "closed")
+        [closed] = server.wait_for(hostile.TRICKLE, "closed")
     assert report.error == "login failed: no complete answer to LOGIN within the deadline of 3 s"
     held = closed.at - login.at  # measured by the server: how long the poller kept listening
     print(f"trickling server dropped after {held:.2f} s (deadline 3 s)")

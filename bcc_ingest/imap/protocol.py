@@ -147,6 +147,19 @@ class GatewayIMAP4Client(imap4.IMAP4Client):
         self._budget.take(len(data))  # bounded already: the literal's size was checked
         super().rawDataReceived(data)
 
+    def dispatchCommand(self, tag: bytes, rest: bytes) -> None:
+        # Twisted would log a traceback quoting the whole line (up to MAX_LENGTH of server
+        # bytes) and close quietly; instead what waits fails with a short, printable reason.
+        state = self.state.upper() if self.state is not None else "UNAUTH"
+        handler = getattr(self, "response_" + state, None)
+        try:
+            if handler is None:
+                raise imap4.IllegalServerResponse(tag + b" " + rest)
+            handler(tag, rest)
+        except Exception:
+            line = (tag + b" " + rest).decode("latin-1")
+            self._give_up(ImapError(f"the server sent what is not IMAP: {printable(line, 80)}"))
+
     def messageFile(self, octets: int) -> Any:
         return io.BytesIO()  # a literal is at most limits.max_literal: never a temporary file
 

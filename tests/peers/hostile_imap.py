@@ -108,6 +108,13 @@ class HostileImap:
         with self._lock:
             return [e for e in self.events if e.login == login and e.what == what]
 
+    def wait_for(self, login: str, what: str, timeout: float = 10.0) -> list[Event]:
+        """`seen`, once there is at least one such event (the server notes them late)."""
+        deadline = time.monotonic() + timeout
+        while not (events := self.seen(login, what)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return events
+
     def start(self) -> None:
         self._thread.start()
         started = asyncio.run_coroutine_threadsafe(
