@@ -36,13 +36,14 @@ from sqlalchemy import select
 from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 
 import bcc_ingest.imap.sync as imap_sync
 from bcc_ingest.imap.check import check_mailbox
 from bcc_ingest.imap.connect import ImapOptions
 from bcc_ingest.imap.guard import AnswerLimits, AnswerTooLarge
 from bcc_ingest.imap.protocol import GatewayIMAP4Client
-from bcc_ingest.imap.wire import printable
+from bcc_ingest.imap.wire import ImapError, printable
 from gateway.db import Store
 from gateway.mail_accounts import MailSettings, set_account
 from gateway.mail_leases import PollTarget
@@ -342,3 +343,27 @@ def test_a_literal_is_read_only_when_within_the_limit(
         assert isinstance(answer[0].value, AnswerTooLarge) and answer[0].value.uid == 7
     else:
         assert [m.data for m in answer[0]] == [body]
+
+
+@settings(deadline=None, max_examples=200)
+@given(st.lists(st.one_of(
+    st.binary(max_size=40),
+    st.sampled_from([b"* ", b"0001 ", b"OK ", b"NO ", b"{", b"}", b"{99999999999}\r\n",
+                     b"{" + b"9" * 30 + b"}\r\n", b"{abc}\r\n", b"{-5}\r\n", b"\r\n",
+                     b"(", b")", b"FETCH (UID ", b"SEARCH ", b"9" * 5000]),
+), max_size=30))
+def test_whatever_a_server_sends_the_client_fails_cleanly(pieces: list[bytes]) -> None:
+    client = GatewayIMAP4Client(60, Clock(), AnswerLimits(max_literal=1024, max_answer=4096))
+    client.handshake.addErrback(lambda _: None)
+    transport = StringTransport()
+    client.makeConnection(transport)
+    client.dataReceived(b"* OK ready\r\n")
+    answer: list[Any] = []
+    defer.Deferred.fromCoroutine(client.uid_search("ALL")).addBoth(answer.append)
+    for piece in pieces:
+        client.dataReceived(piece)  # never raises, whatever the bytes
+    if answer and isinstance(answer[0], Failure):
+        assert answer[0].check(ImapError), answer[0]
+        assert printable(str(answer[0].value)) == str(answer[0].value)
+    elif answer:
+        assert all(0 < uid < 2**32 for uid in answer[0])

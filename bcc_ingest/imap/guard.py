@@ -46,8 +46,11 @@ def announced_literal(line: bytes) -> int:
     start = line.rfind(b"{")
     if start == -1 or not line.endswith(b"}"):
         return 0
+    size = line[start + 1:-1]
+    if len(size) > 20:
+        return 2**64  # over any limit (and past what int() reads quickly)
     try:
-        return int(line[start + 1:-1])
+        return int(size)
     except ValueError:
         return 0  # Twisted refuses the line itself
 

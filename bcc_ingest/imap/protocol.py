@@ -46,6 +46,7 @@ from bcc_ingest.imap.wire import (
     printable,
     protocol_number,
     quoted,
+    small_number,
     uid_set,
 )
 
@@ -139,7 +140,10 @@ class GatewayIMAP4Client(imap4.IMAP4Client):
             self._give_up(AnswerTooLarge(f"{reason}; connection reset", uid,
                                          self._command_lines()))
             return
-        super().lineReceived(line)
+        try:
+            super().lineReceived(line)
+        except Exception:  # Twisted's own refusal (a malformed literal), raised, not handled
+            self._not_imap(line)
 
     def rawDataReceived(self, data: bytes) -> None:
         if self._gave_up:
@@ -157,8 +161,11 @@ class GatewayIMAP4Client(imap4.IMAP4Client):
                 raise imap4.IllegalServerResponse(tag + b" " + rest)
             handler(tag, rest)
         except Exception:
-            line = (tag + b" " + rest).decode("latin-1")
-            self._give_up(ImapError(f"the server sent what is not IMAP: {printable(line, 80)}"))
+            self._not_imap(tag + b" " + rest)
+
+    def _not_imap(self, line: bytes) -> None:
+        shown = printable(line[:200].decode("latin-1"), 80) or "an empty line"
+        self._give_up(ImapError(f"the server sent what is not IMAP: {shown}"))
 
     def messageFile(self, octets: int) -> Any:
         return io.BytesIO()  # a literal is at most limits.max_literal: never a temporary file
@@ -317,8 +324,9 @@ class GatewayIMAP4Client(imap4.IMAP4Client):
         found: dict[bytes, bytes] = {}
         exists = 0
         for line in [*lines, tagline]:
-            if match := _EXISTS.match(line):
-                exists = min(int(match.group(1)), MAX_NUMBER)  # shown, never stored
+            if match := _EXISTS.match(line):  # shown, never stored
+                count = small_number(match.group(1))
+                exists = MAX_NUMBER if count is None else min(count, MAX_NUMBER)
             for key, pattern in _CODE.items():
                 if code := pattern.search(line):
                     found[key] = code.group(1)
@@ -345,8 +353,9 @@ class GatewayIMAP4Client(imap4.IMAP4Client):
                 for token in line[7:].split():
                     if not token.isdigit():
                         continue
-                    if 0 < int(token) <= MAX_NUMBER:
-                        uids.add(int(token))
+                    value = small_number(token)
+                    if value is not None and 0 < value <= MAX_NUMBER:
+                        uids.add(value)
                     else:
                         refused.append(token)
         if refused:  # the rest of the answer still counts

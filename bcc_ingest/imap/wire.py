@@ -76,13 +76,19 @@ def printable(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
     return line if len(line) <= limit else line[:limit - 3].rstrip() + "..."
 
 
-def protocol_number(raw: bytes | str, what: str, *, zero: bool = False) -> int:
+def small_number(digits: bytes) -> int | None:
+    """`digits` as an int, or None when longer than any 32-bit number can be."""
+    return int(digits) if len(digits) <= 10 else None
+
+
+def protocol_number(raw: bytes, what: str, *, zero: bool = False) -> int:
     """A number from an answer; OutOfRange beyond 32 bits (or 0 where `zero` is false)."""
-    value = int(raw)
-    if value > MAX_NUMBER or value < (0 if zero else 1):
-        low = 0 if zero else 1
-        raise OutOfRange(f"the server sent {what} {printable(str(value), 40)}, outside the "
-                         f"protocol's range ({low} to {MAX_NUMBER})")
+    value = small_number(raw)
+    low = 0 if zero else 1
+    if value is None or value > MAX_NUMBER or value < low:
+        shown = printable(raw.decode("ascii", "replace"), 40)
+        raise OutOfRange(f"the server sent {what} {shown}, outside the protocol's range "
+                         f"({low} to {MAX_NUMBER})")
     return value
 
 
@@ -166,7 +172,7 @@ def parse_fetch(line: bytes) -> tuple[int, int | None, bytes | None] | None:
     literal = _LITERAL.search(line, head.end())
     if literal is not None:
         start = literal.end()
-        end = start + int(literal.group(1))
+        end = start + min(int(literal.group(1)[:20]), len(line))  # checked by the guard
         body = line[start:end]
         items = line[head.end():literal.start()] + b" " + line[end:]
     else:
@@ -175,10 +181,13 @@ def parse_fetch(line: bytes) -> tuple[int, int | None, bytes | None] | None:
             # An empty section may come as "" or NIL instead of a literal.
             body = b""
     uid = _UID.search(items)
-    if uid is None:
+    value = small_number(uid.group(1)) if uid is not None else None
+    if value is None:
         return None
     size = _SIZE.search(items)
-    return int(uid.group(1)), int(size.group(1)) if size else None, body
+    # A size past 32 bits is oversize all the same.
+    octets = (small_number(size.group(1)) or MAX_NUMBER + 1) if size else None
+    return value, octets, body
 
 
 def fetch_uid(line: bytes) -> int | None:
@@ -188,4 +197,4 @@ def fetch_uid(line: bytes) -> int | None:
         return None
     literal = _LITERAL.search(line, head.end())
     uid = _UID.search(line, head.end(), literal.start() if literal else len(line))
-    return int(uid.group(1)) if uid else None
+    return small_number(uid.group(1)) if uid else None

@@ -25,7 +25,7 @@ HUGE_LITERAL = "huge-literal"  # a body FETCH announces 2 GB, goes silent, then 
 TRICKLE = "trickle"  # the answer to LOGIN comes one byte at a time
 GARBAGE_LIST = "garbage-list"  # binary garbage lines inside the LIST answer
 GARBAGE_ERROR = "garbage-error"  # LIST refused with 500 bytes of binary garbage
-HUGE_UID = "huge-uid"  # UID SEARCH answers include the UID 2**40
+HUGE_UID = "huge-uid"  # UID SEARCH answers include the UIDs 2**40 and 10**5000 - 1
 HUGE_UIDVALIDITY = "huge-uidvalidity"  # EXAMINE announces UIDVALIDITY 2**40
 NEW_UIDVALIDITY = "new-uidvalidity"  # every connection sees a new UIDVALIDITY
 DROP_MID_FETCH = "drop-mid-fetch"  # the first connection dies in its third body FETCH
@@ -258,7 +258,7 @@ class _Session:
             uids = _in_set(words[1], uids)
         found = [str(uid).encode() for uid in uids]
         if self.mode == HUGE_UID:
-            found.append(str(2**40).encode())
+            found += [str(2**40).encode(), b"9" * 5000]  # past 32 bits, past int()'s digits
         await self.line(b"* SEARCH " + b" ".join(found))
         await self.line(tag + b" OK SEARCH done")
 
