@@ -99,7 +99,8 @@ async def test_a_2gb_literal_is_never_read_and_the_account_reports_the_skipped_m
 ) -> None:
     seed_crm(store)
     connect(store, "alice", server, hostile.HUGE_LITERAL)
-    from_hank(server, hostile.HUGE_LITERAL, 2)
+    wanted = from_hank(server, hostile.HUGE_LITERAL, 3)
+    server.huge_uid = 2
     config = make_config(database_url, tmp_path, max_message_bytes=str(1024 * 1024))
 
     [report] = await poll(config, store)
@@ -112,12 +113,15 @@ async def test_a_2gb_literal_is_never_read_and_the_account_reports_the_skipped_m
     assert float(reset.detail) < server.silence_seconds
     assert not server.seen(hostile.HUGE_LITERAL, "trickled")
     assert report.error is not None
-    assert "literal of 2147483648 bytes (the limit is 1048576) for UID 1" in report.error
-    assert report.error.endswith("connection reset; UID 1 is skipped")
+    assert "literal of 2147483648 bytes (the limit is 1048576) for UID 2" in report.error
+    assert report.error.endswith("connection reset; UID 2 is skipped")
     state = account_state(store, "alice")
     assert state.last_error == report.error and state.consecutive_failures == 1
-    # Skipped, with the reason on the account: the next message is not blocked behind it.
-    assert cursors(store, "alice")["INBOX"][1] == 1 and activities(store) == {}
+    # What came before it is logged; it is skipped with the reason on the account.
+    assert cursors(store, "alice")["INBOX"][1] == 2 and set(activities(store)) == {wanted[0]}
+    # And the mail after it is not blocked behind it.
+    [report] = await poll(config, store)
+    assert report.error is None and set(activities(store)) == {wanted[0], wanted[2]}
 
 
 @pytest_twisted.ensureDeferred

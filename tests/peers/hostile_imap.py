@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 HONEST = "honest"
 BOGUS_UIDNEXT = "bogus-uidnext"  # the first EXAMINE announces UIDNEXT 4000000000
-HUGE_LITERAL = "huge-literal"  # a body FETCH announces 2 GB, goes silent, then trickles
+HUGE_LITERAL = "huge-literal"  # the body of `huge_uid` is 2 GB: announced, silence, trickle
 TRICKLE = "trickle"  # the answer to LOGIN comes one byte at a time
 GARBAGE_LIST = "garbage-list"  # binary garbage lines inside the LIST answer
 GARBAGE_ERROR = "garbage-error"  # LIST refused with 500 bytes of binary garbage
@@ -80,6 +80,7 @@ class HostileImap:
         self.silence_seconds = silence_seconds
         self.trickle_seconds = trickle_seconds
         self.port = 0
+        self.huge_uid = 1
         self.events: list[Event] = []
         self._folders: dict[str, Folder] = {}
         self._connections: dict[str, int] = {}
@@ -271,10 +272,10 @@ class _Session:
         whole = name == b""
         if whole:
             self.fetches += 1
-        if whole and self.mode == HUGE_LITERAL:
-            await self._huge_literal(uids[0])
-            return
         for index, uid in enumerate(uids):
+            if whole and self.mode == HUGE_LITERAL and uid == self.server.huge_uid:
+                await self._huge_literal(uid)
+                return
             if (whole and self.mode == DROP_MID_FETCH and self.number == 1
                     and self.fetches == 3 and index == len(uids) // 2):
                 self.server._note(self.login, "dropped", f"before UID {uid}")
