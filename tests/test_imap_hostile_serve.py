@@ -55,7 +55,9 @@ def serve_everything(config_path: Path, workdir: Path, http_port: int) -> Iterat
     """``crm-gateway serve`` with every role in one process; killed on exit."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_GATEWAY_")}
     (workdir / "tmp").mkdir()
-    env.update(CRM_GATEWAY_CONFIG=str(config_path), TMPDIR=str(workdir / "tmp"))
+    # The key that sealed the test's mailbox passwords (over any in the file).
+    env.update(CRM_GATEWAY_CONFIG=str(config_path), TMPDIR=str(workdir / "tmp"),
+               CRM_GATEWAY_SECURITY_SECRET_KEY=SECRET_KEY)
     log_path = workdir / "serve.log"
     script = Path(sys.executable).parent / "crm-gateway"
     with log_path.open("wb") as log:
@@ -111,7 +113,6 @@ def test_hostile_servers_leave_caldav_smtp_memory_and_disk_of_serve_unharmed(
     http_port = free_port()
     with config_path.open("a") as extra:
         extra.write(f'[http]\nlisten = "127.0.0.1:{http_port}"\n'
-                    f'[security]\nsecret_key = "{SECRET_KEY}"\n'
                     "[imap]\ninterval = 2\ncommand_timeout_seconds = 3\n"
                     f"command_deadline_seconds = 5\nmax_message_bytes = {1024 * 1024}\n")
 
