@@ -251,6 +251,13 @@ SCHEMA: tuple[Option, ...] = (
     Option("imap", "command_timeout_seconds", _parse_positive_int, 60,
            "Longest silence from the server while a command (or the TLS handshake) awaits "
            "its answer", "a positive integer"),
+    Option("imap", "command_deadline_seconds", _parse_positive_int, 600,
+           "Longest time the server may take over one whole answer (or the greeting, or the "
+           "TLS handshake), however steadily bytes trickle in; then the connection is dropped",
+           "a positive integer"),
+    Option("imap", "max_message_bytes", _parse_non_negative_int, 0,
+           "Largest message the poller reads whole; a larger one is logged from its headers "
+           "alone. 0: smtp.max_message_bytes", "an integer, 0 or more"),
     Option("imap", "max_backoff_seconds", _parse_positive_int, 3600,
            "After failures an account waits 60 s, doubling each time, at most this long",
            "a positive integer"),

@@ -29,14 +29,17 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.threads import deferToThreadPool
 
+from bcc_ingest.imap.guard import AnswerLimits
 from bcc_ingest.imap.protocol import GatewayIMAP4Client
-from bcc_ingest.imap.wire import ImapError, ImapNo
+from bcc_ingest.imap.wire import ImapError, ImapNo, printable
 from gateway.config import Config
 
 Report = Callable[[str, str, str], None]  # (step, "ok" | "skipped", detail)
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
 # RFC 5530 codes that say "try again later" rather than "these credentials are wrong".
 _TRANSIENT_LOGIN_CODES = {"UNAVAILABLE", "INUSE", "LIMIT", "SERVERBUG"}
+# Room in one answer beyond two messages: a batch of bodies is at most 16 MiB plus one message.
+ANSWER_SLACK_BYTES = 32 * 1024 * 1024
 
 
 class Mailbox(Protocol):
@@ -63,6 +66,8 @@ class ImapOptions:
     ca_file: str = ""
     connect_timeout: int = 30
     command_timeout: int = 60
+    command_deadline: int = 600
+    max_message_bytes: int = 25 * 1024 * 1024
     max_backoff: int = 3600
     max_accounts: int = 50
 
@@ -75,7 +80,18 @@ class ImapOptions:
             interval=get("interval"), backfill_days=get("backfill_days"),
             ca_file=get("ca_file"), connect_timeout=get("connect_timeout_seconds"),
             command_timeout=get("command_timeout_seconds"),
+            command_deadline=get("command_deadline_seconds"),
+            max_message_bytes=get("max_message_bytes") or config.get("smtp",
+                                                                     "max_message_bytes"),
             max_backoff=get("max_backoff_seconds"), max_accounts=get("max_accounts"),
+        )
+
+    @property
+    def limits(self) -> AnswerLimits:
+        """One literal is at most a message; one answer at most a batch of bodies (see sync)."""
+        return AnswerLimits(
+            deadline=self.command_deadline, max_literal=self.max_message_bytes,
+            max_answer=2 * self.max_message_bytes + ANSWER_SLACK_BYTES,
         )
 
 
@@ -83,6 +99,7 @@ class StepFailed(Exception):
     """Step `step` failed for `reason`; `auth` when the server refused the credentials."""
 
     def __init__(self, step: str, reason: str, *, auth: bool = False) -> None:
+        reason = printable(reason)
         super().__init__(f"{step}: {reason}")
         self.step = step
         self.reason = reason
@@ -90,7 +107,12 @@ class StepFailed(Exception):
 
 
 def describe_error(exc: BaseException) -> str:
-    """One line for a user; never includes message content or credentials."""
+    """One printable line for a user, at most a few hundred characters; never includes
+    message content or credentials."""
+    return printable(_describe(exc))
+
+
+def _describe(exc: BaseException) -> str:
     if isinstance(exc, SSL.Error):
         reasons = [part[2] for part in exc.args[0] if len(part) > 2] if exc.args else []
         return "TLS handshake failed: " + ("; ".join(r for r in reasons if r) or "unknown")
@@ -169,7 +191,7 @@ async def _connect_any(
                                       timeout=options.connect_timeout)
         if mailbox.tls == "ssl":
             endpoint = wrapClientTLS(creator, endpoint)
-        client = GatewayIMAP4Client(options.command_timeout, reactor)
+        client = GatewayIMAP4Client(options.command_timeout, reactor, options.limits)
         try:
             await connectProtocol(endpoint, client)
         except Exception as exc:

@@ -4,8 +4,11 @@ Per folder: EXAMINE; if UIDVALIDITY is the one on record, ask for UIDs above the
 cursor (nothing at all when UIDNEXT shows no new mail); otherwise (first poll, or the folder
 was recreated) ask for mail since ``imap.backfill_days``. Headers come in UID batches; only
 messages with a participant who is a CRM contact, or at an account's domain, are fetched in
-full. Each group of bodies is logged and the cursor moved past it in one transaction, so the
-cursor never passes a message that is not logged.
+full, and one larger than ``imap.max_message_bytes`` is logged from its headers alone. Each
+group of bodies is logged and the cursor moved past it in one transaction, so the cursor
+never passes a message that is not logged. The cursor only ever moves to UIDs the server
+named in a SEARCH or FETCH answer: an announced UIDNEXT is a hint that there is no new mail,
+never a position.
 """
 
 from __future__ import annotations
@@ -20,12 +23,19 @@ from twisted.internet.threads import deferToThreadPool
 
 from bcc_ingest.imap.connect import ImapOptions
 from bcc_ingest.imap.folders import plan_folders
-from bcc_ingest.imap.protocol import FetchedMessage, FolderInfo, GatewayIMAP4Client
-from bcc_ingest.imap.wire import ImapNo
+from bcc_ingest.imap.guard import AnswerTooLarge
+from bcc_ingest.imap.oversize import is_oversize, parse_fetched
+from bcc_ingest.imap.protocol import (
+    FetchedMessage,
+    FolderInfo,
+    GatewayIMAP4Client,
+    fetched_messages,
+)
+from bcc_ingest.imap.wire import ImapError, ImapNo, OutOfRange
 from gateway.clock import utcnow
 from gateway.db import Store
 from gateway.logging_policy import LoggingPolicy
-from gateway.mail.parse import parse_headers, parse_message
+from gateway.mail.parse import parse_headers
 from gateway.mail_import import LeaseRef, commit_batch, relevance
 
 log = logging.getLogger(__name__)
@@ -33,6 +43,7 @@ log = logging.getLogger(__name__)
 # Only what deciding relevance needs; BODY.PEEK never sets \Seen (RFC 3501 section 6.4.5).
 HEADER_SECTION = b"HEADER.FIELDS (FROM TO CC BCC)"
 FULL_SECTION = b""
+WHOLE_HEADER_SECTION = b"HEADER"
 HEADER_BATCH = 500
 BODY_BATCH_COUNT = 100
 BODY_BATCH_BYTES = 16 * 1024 * 1024
@@ -46,7 +57,7 @@ class Stopping(Exception):
     """The service is stopping; the pass ends between two batches."""
 
 
-class FolderFailed(Exception):
+class FolderFailed(ImapError):
     """A folder could not be polled (the others were)."""
 
 
@@ -109,8 +120,10 @@ class _Committer:
         await self.drain()
         ctx = self.ctx
 
+        limit = ctx.options.max_message_bytes
+
         def work() -> Any:
-            parsed = [(m.uid, parse_message(m.data), m.data) for m in bodies]
+            parsed = [(m.uid, parse_fetched(m, limit), m.data) for m in bodies]
             return commit_batch(
                 ctx.store, ctx.lease, ctx.policy, folder=folder, uidvalidity=info.uidvalidity,
                 cursor_uid=cursor, messages=parsed, now=ctx.now(),
@@ -145,8 +158,10 @@ async def sync_mailbox(
         for folder in plan.folders:
             try:
                 await sync_folder(ctx, client, folder, committer)
-            except ImapNo as exc:  # the folder is gone or refused; the others still count
+            except (ImapNo, OutOfRange) as exc:  # gone, refused or unusable; others count
                 problems.append(str(exc))
+            problems += [f"{folder}: {text}" for text in client.anomalies]
+            client.anomalies.clear()
     except BaseException:
         try:
             await committer.drain()  # what was fetched before the failure still counts
@@ -175,10 +190,9 @@ async def sync_folder(
             log.info("imap %s: %s has a new UIDVALIDITY; rescanning the last %d days",
                      ctx.username, folder, ctx.options.backfill_days)
         since = ctx.now() - timedelta(days=ctx.options.backfill_days)
+        floor = await _newest_uid(client, info)  # before the SEARCH: later mail is above it
         uids = await client.uid_search(f"SINCE {imap_date(since)}")
-        floor = 0
-    # Everything below UIDNEXT at EXAMINE time has been seen or deliberately skipped.
-    end = max(floor, *uids, (info.uidnext or 1) - 1)
+    end = max([floor, *uids])
     if not uids:
         if known != (info.uidvalidity, end):
             await committer.submit(folder, info, end, [])
@@ -191,6 +205,15 @@ async def sync_folder(
         await _sync_batch(ctx, client, folder, info, batch, batch_end, committer)
 
 
+async def _newest_uid(client: GatewayIMAP4Client, info: FolderInfo) -> int:
+    """The UID of the folder's newest message (0 when empty): older mail a backfill skips
+    deliberately lies below it. UIDNEXT, where given, can only lower it."""
+    if not info.exists:
+        return 0
+    newest = max([0, *await client.uid_search("UID *")])
+    return min(newest, info.uidnext - 1) if info.uidnext is not None else newest
+
+
 async def _sync_batch(
     ctx: SyncContext, client: GatewayIMAP4Client, folder: str, info: FolderInfo,
     batch: Sequence[int], batch_end: int, committer: _Committer,
@@ -198,16 +221,61 @@ async def _sync_batch(
     headers = await client.fetch(batch, HEADER_SECTION)
     committer.counts.examined += len(headers)
     wanted: list[FetchedMessage] = await ctx.in_thread(_pick_relevant, ctx, headers)
-    groups = _body_groups(wanted)
+    groups = _body_groups(wanted, ctx.options.max_message_bytes)
     if not groups:
         await committer.submit(folder, info, batch_end, [])
         return
     for index, group in enumerate(groups):
-        bodies = await client.fetch([m.uid for m in group], FULL_SECTION)
+        bodies = await _fetch_group(ctx, client, folder, info, group, committer)
         committer.counts.fetched += len(bodies)
         # Up to just before the next group: every relevant UID below it is in this commit.
         cursor = groups[index + 1][0].uid - 1 if index + 1 < len(groups) else batch_end
         await committer.submit(folder, info, cursor, bodies)
+
+
+async def _fetch_group(
+    ctx: SyncContext, client: GatewayIMAP4Client, folder: str, info: FolderInfo,
+    group: Sequence[FetchedMessage], committer: _Committer,
+) -> list[FetchedMessage]:
+    """Bodies of `group`; the whole header of each oversize one instead of its body."""
+    limit = ctx.options.max_message_bytes
+    large = [m.uid for m in group if is_oversize(m, limit)]
+    whole = [m.uid for m in group if not is_oversize(m, limit)]
+    found = await client.fetch(large, WHOLE_HEADER_SECTION) if large else []
+    sizes = {m.uid: m.size for m in group}
+    found = [FetchedMessage(m.uid, sizes[m.uid], m.data) for m in found]
+    if whole:
+        try:
+            found += await client.fetch(whole, FULL_SECTION)
+        except AnswerTooLarge as exc:
+            await _keep_what_came(folder, info, group, exc, found, committer)
+            raise
+    return sorted(found, key=lambda m: m.uid)
+
+
+async def _keep_what_came(
+    folder: str, info: FolderInfo, group: Sequence[FetchedMessage], exc: AnswerTooLarge,
+    found: list[FetchedMessage], committer: _Committer,
+) -> None:
+    """Commit the bodies that came before a refused literal, and skip the refused message.
+
+    Skipping it (the reason goes to the account's last error) keeps one hostile message from
+    blocking the folder for good; the cursor stops at the first message that did not come.
+    """
+    came = {m.uid: m for m in [*found, *fetched_messages(exc.lines, [m.uid for m in group])]}
+    kept: list[FetchedMessage] = []
+    cursor = group[0].uid - 1
+    for message in group:
+        if message.uid in came:
+            kept.append(came[message.uid])
+        elif message.uid != exc.uid:
+            break
+        cursor = message.uid
+    if cursor >= group[0].uid:
+        await committer.submit(folder, info, cursor, kept)
+        await committer.drain()
+    skipped = f"; UID {exc.uid} is skipped" if exc.uid is not None and cursor >= exc.uid else ""
+    exc.args = (f"{folder}: {exc}{skipped}",)
 
 
 def _pick_relevant(ctx: SyncContext, headers: Sequence[FetchedMessage]) -> list[FetchedMessage]:
@@ -221,7 +289,9 @@ def _pick_relevant(ctx: SyncContext, headers: Sequence[FetchedMessage]) -> list[
     return [message for message, wanted in zip(headers, answers, strict=True) if wanted]
 
 
-def _body_groups(messages: Sequence[FetchedMessage]) -> list[list[FetchedMessage]]:
+def _body_groups(
+    messages: Sequence[FetchedMessage], limit: int
+) -> list[list[FetchedMessage]]:
     groups: list[list[FetchedMessage]] = []
     size = 0
     for message in messages:
@@ -229,5 +299,5 @@ def _body_groups(messages: Sequence[FetchedMessage]) -> list[list[FetchedMessage
             groups.append([])
             size = 0
         groups[-1].append(message)
-        size += message.size or 0
+        size += min(message.size or 0, limit)  # an oversize one is only its header
     return groups

@@ -18,10 +18,18 @@ _LITERAL = re.compile(rb"\{(\d+)\}\r\n")
 _UID = re.compile(rb"\bUID (\d+)", re.IGNORECASE)
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)", re.IGNORECASE)
 _RESPONSE_CODE = re.compile(r"^\[([A-Za-z0-9.-]+)[^\]]*\]\s*")
+# RFC 3501 section 4.2: number and nz-number are unsigned 32-bit integers.
+MAX_NUMBER = 2**32 - 1
+# Server text stored on an account (last_error) or shown by ``mail show`` / ``mail test``.
+MAX_SHOWN_CHARS = 300
 
 
 class ImapError(imap4.IMAP4Exception):
     """The server answered something the poller cannot work with."""
+
+
+class OutOfRange(ImapError):
+    """A number in an answer lies outside the protocol's range; the rest is still usable."""
 
 
 class ImapNo(ImapError):
@@ -31,7 +39,7 @@ class ImapNo(ImapError):
         self.what = what
         match = _RESPONSE_CODE.match(text)
         self.code = match.group(1).upper() if match else None
-        self.text = text.strip()
+        self.text = printable(text)
         super().__init__(f"{what}: {self.text}")
 
     def __str__(self) -> str:
@@ -46,6 +54,42 @@ class ListedFolder:
     @property
     def selectable(self) -> bool:
         return not self.attributes & {"\\noselect", "\\nonexistent"}
+
+
+def printable(text: str, limit: int = MAX_SHOWN_CHARS) -> str:
+    """`text` (from a server, maybe hostile) as one line fit to store and show.
+
+    Runs of unprintable characters (controls, line breaks, undecodable bytes) become one
+    space or "?"; at most `limit` characters, the cut marked with "...".
+    """
+    out: list[str] = []
+    for char in text:
+        if char.isprintable() and char != "\ufffd":
+            out.append(char)
+            continue
+        mark = " " if char.isspace() else "?"
+        if not out or out[-1] not in (" ", "?"):
+            out.append(mark)
+        elif mark == "?":
+            out[-1] = "?"
+    line = "".join(out).strip()
+    return line if len(line) <= limit else line[:limit - 3].rstrip() + "..."
+
+
+def small_number(digits: bytes) -> int | None:
+    """`digits` as an int, or None when longer than any 32-bit number can be."""
+    return int(digits) if len(digits) <= 10 else None
+
+
+def protocol_number(raw: bytes, what: str, *, zero: bool = False) -> int:
+    """A number from an answer; OutOfRange beyond 32 bits (or 0 where `zero` is false)."""
+    value = small_number(raw)
+    low = 0 if zero else 1
+    if value is None or value > MAX_NUMBER or value < low:
+        shown = printable(raw.decode("ascii", "replace"), 40)
+        raise OutOfRange(f"the server sent {what} {shown}, outside the protocol's range "
+                         f"({low} to {MAX_NUMBER})")
+    return value
 
 
 def quoted(value: bytes) -> bytes:
@@ -128,7 +172,7 @@ def parse_fetch(line: bytes) -> tuple[int, int | None, bytes | None] | None:
     literal = _LITERAL.search(line, head.end())
     if literal is not None:
         start = literal.end()
-        end = start + int(literal.group(1))
+        end = start + min(int(literal.group(1)[:20]), len(line))  # checked by the guard
         body = line[start:end]
         items = line[head.end():literal.start()] + b" " + line[end:]
     else:
@@ -137,7 +181,20 @@ def parse_fetch(line: bytes) -> tuple[int, int | None, bytes | None] | None:
             # An empty section may come as "" or NIL instead of a literal.
             body = b""
     uid = _UID.search(items)
-    if uid is None:
+    value = small_number(uid.group(1)) if uid is not None else None
+    if value is None:
         return None
     size = _SIZE.search(items)
-    return int(uid.group(1)), int(size.group(1)) if size else None, body
+    # A size past 32 bits is oversize all the same.
+    octets = (small_number(size.group(1)) or MAX_NUMBER + 1) if size else None
+    return value, octets, body
+
+
+def fetch_uid(line: bytes) -> int | None:
+    """The UID named in a FETCH response's items before its first literal, if any."""
+    head = _FETCH_HEAD.match(line)
+    if head is None:
+        return None
+    literal = _LITERAL.search(line, head.end())
+    uid = _UID.search(line, head.end(), literal.start() if literal else len(line))
+    return small_number(uid.group(1)) if uid else None
