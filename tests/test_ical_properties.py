@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -117,3 +118,27 @@ def test_parse_event_refuses_mutated_client_objects_only_as_invalid(text: str) -
         parse_event(text)
     except InvalidCalendarObject as refused:
         assert refused.reason and "\n" not in refused.reason
+
+
+def _doubled(text: str, prefix: str) -> str:
+    lines = text.splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if line.startswith(prefix))
+    return "".join(lines[:at + 1] + lines[at:])
+
+
+@pytest.mark.parametrize(("prefix", "reason"), [
+    ("DTSTART;", "more than one DTSTART"), ("DTEND", "more than one DTEND"),
+    ("UID", "more than one UID"), ("TZID:", "not an iCalendar object"),
+])
+def test_properties_that_occur_once_refuse_a_second_copy(prefix: str, reason: str) -> None:
+    # Found by the CalDAV fuzz: these crashed the parser instead of refusing the object.
+    text = _doubled((FIXTURES / "outlook_customized_tz.ics").read_text(encoding="utf-8"), prefix)
+    with pytest.raises(InvalidCalendarObject, match=reason):
+        parse_event(text)
+
+
+def test_a_nul_character_is_refused() -> None:
+    # PostgreSQL text cannot hold NUL: storing it was a 500 there (found by the fuzz).
+    text = (FIXTURES / "apple_all_day.ics").read_text(encoding="utf-8")
+    with pytest.raises(InvalidCalendarObject, match="NUL"):
+        parse_event(text.replace("SUMMARY:", "SUMMARY:\x00"))

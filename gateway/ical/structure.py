@@ -98,12 +98,19 @@ def tzid_of(value: Any) -> str | None:
     return str(tzid) if tzid else None
 
 
+_SINGLE_IN_EVENT = ("UID", "DTSTART", "DTEND", "DURATION", "RECURRENCE-ID", "SEQUENCE", "STATUS")
+
+
 def _parse(text: str) -> Calendar:
     if not isinstance(text, str) or not text.strip():
         raise InvalidCalendarObject("not an iCalendar object: the body is empty")
+    if "\x00" in text:  # RFC 5545 3.1 allows no control characters (and PostgreSQL no NUL)
+        raise InvalidCalendarObject("not an iCalendar object: it contains a NUL character")
     try:
         components = Calendar.from_ical(text, multiple=True)
-    except (ValueError, TypeError, KeyError, IndexError) as error:
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+        # AttributeError: icalendar's parser on some malformed input (a VTIMEZONE with two
+        # TZIDs), found by tests/test_caldav_fuzz.py.
         raise InvalidCalendarObject(f"not an iCalendar object: {error}") from error
     if len(components) != 1 or components[0].name != "VCALENDAR":
         names = ", ".join(component.name for component in components) or "nothing"
@@ -186,10 +193,22 @@ def _part(event: Event, resolver: ZoneResolver) -> Part:
     return Part(event, timing, rid, this_and_future=range_param == "THISANDFUTURE")
 
 
+def _check_single(component: Component, names: tuple[str, ...]) -> None:
+    """RFC 5545 3.6.1 and 3.6.5: these properties MUST NOT occur more than once."""
+    for name in names:
+        if isinstance(component.get(name), list):
+            raise InvalidCalendarObject(f"a {component.name} has more than one {name}")
+
+
 def load_object(text: str) -> CalendarObject:
     """Parse and validate a calendar object resource; InvalidCalendarObject when unfit."""
     calendar = _parse(text)
     events = _check_components(calendar)
+    for event in events:
+        _check_single(event, _SINGLE_IN_EVENT)
+    for component in calendar.subcomponents:
+        if isinstance(component, Timezone):
+            _check_single(component, ("TZID",))
     uid = _check_uid(events)
     vtimezones = {
         str(component["TZID"]): component
