@@ -9,9 +9,6 @@ it. Real keys and real dkimpy on both sides; only the DNS lookup is the test's
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import dkim
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,11 +22,8 @@ from peers.bcc_listener import (
     Running,
     World,
     eml,
-    running_listener,
-    seed_world,
     send,
     settle,
-    write_config,
 )
 from sqlalchemy import func, select
 
@@ -52,17 +46,6 @@ PREPENDED = {
     # Not in the original, so not repeated: accepted, but as unsigned it is left out.
     "Bcc": b"Bcc: Spy <spy@evil.example>",
 }
-
-
-@pytest.fixture
-def world(store: Store) -> World:
-    return seed_world(store)
-
-
-@pytest.fixture
-def smtp(tmp_path: Path, database_url: str, store: Store, world: World) -> Iterator[Running]:
-    with running_listener(write_config(tmp_path, database_url), store) as running:
-        yield running
 
 
 def counts(store: Store) -> tuple[int, int, int]:

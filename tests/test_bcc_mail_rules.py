@@ -8,8 +8,6 @@ for one of them or refused with the reason, never for both.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from peers import dkim_keys
@@ -20,11 +18,8 @@ from peers.bcc_listener import (
     Running,
     World,
     eml,
-    running_listener,
-    seed_world,
     send,
     settle,
-    write_config,
 )
 from sqlalchemy import func, select
 
@@ -32,17 +27,6 @@ from gateway.activity_queries import links_of
 from gateway.db import Store
 from gateway.models import Activity, InboundMessage, User
 from gateway.users import UserChanges, create_user, get_user, update_user
-
-
-@pytest.fixture
-def world(store: Store) -> World:
-    return seed_world(store)
-
-
-@pytest.fixture
-def smtp(tmp_path: Path, database_url: str, store: Store, world: World) -> Iterator[Running]:
-    with running_listener(write_config(tmp_path, database_url), store) as running:
-        yield running
 
 
 def logged(store: Store) -> list[tuple[str, str, list[str]]]:

@@ -6,7 +6,6 @@ checks both the SMTP replies and what the CRM store holds afterwards, on SQLite 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,6 @@ from peers.bcc_listener import (
     World,
     eml,
     running_listener,
-    seed_world,
     send,
     settle,
     write_config,
@@ -39,17 +37,6 @@ OK, UNKNOWN_RCPT, NOT_AUTHORISED, TOO_BIG = 250, 550, 550, 552
 # The attachments of quote_with_attachments.eml, decoded (text travels with CRLF line ends).
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 CSV = b"item,qty,price\r\nWidget,100,9.50\r\nGadget,20,120.00\r\n"
-
-
-@pytest.fixture
-def world(store: Store) -> World:
-    return seed_world(store)
-
-
-@pytest.fixture
-def smtp(tmp_path: Path, database_url: str, store: Store, world: World) -> Iterator[Running]:
-    with running_listener(write_config(tmp_path, database_url), store) as running:
-        yield running
 
 
 def activities(store: Store) -> list[Activity]:

@@ -19,7 +19,6 @@ from peers.bcc_listener import (
     crlf,
     eml,
     running_listener,
-    seed_world,
     send,
     settle,
     write_config,
@@ -35,11 +34,6 @@ from gateway.models import Activity, InboundMessage
 EML = Path(__file__).parent / "fixtures" / "eml"
 HEAD = (b"From: Rep One <rep@crm.example>\r\nTo: Bea Buyer <buyer@customer.example>\r\n"
         b"Subject: %s\r\nMessage-ID: <%s@crm.example>\r\n")
-
-
-@pytest.fixture
-def world(store: Store) -> World:
-    return seed_world(store)
 
 
 @pytest.fixture

@@ -271,7 +271,7 @@ def test_override_with_its_own_rrule_is_refused() -> None:
 def test_huge_series_leave_the_span_open_instead_of_expanding_everything() -> None:
     import time
 
-    began = time.perf_counter()
+    began = time.process_time()
     data = parse_event(event("DTSTART:20240101T090000Z\nRRULE:FREQ=DAILY;COUNT=2000"))
     assert data.span_end is None  # past the work budget: a safe superset for the index
     with pytest.raises(InvalidCalendarObject, match="too costly to expand"):
@@ -280,7 +280,7 @@ def test_huge_series_leave_the_span_open_instead_of_expanding_everything() -> No
         event("DTSTART:20240101T090000Z\nRRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;COUNT=3")
     )
     assert sparse.span_end == utc(2032, 2, 29, 9)
-    assert time.perf_counter() - began < 2
+    assert time.process_time() - began < 2
 
 
 def test_parse_is_fast_enough_for_every_put() -> None:
@@ -288,7 +288,7 @@ def test_parse_is_fast_enough_for_every_put() -> None:
 
     text = fixture("davx5_weekly_with_overrides.ics")
     parse_event(text)
-    began = time.perf_counter()
+    began = time.process_time()
     for _ in range(50):
         parse_event(text)
-    assert (time.perf_counter() - began) / 50 < 0.05
+    assert (time.process_time() - began) / 50 < 0.05

@@ -4,7 +4,7 @@ import time
 
 from gateway.mail.parse import DEFAULT_LIMITS, ParsedEmail, ParseLimits, parse_message
 
-SECONDS = 2.0  # the budget on a 2-core machine
+SECONDS = 2.0  # the CPU budget on a 2-core machine (process time: other work does not count)
 
 
 def nested(depth: int) -> bytes:
@@ -29,9 +29,9 @@ def many_parts(count: int) -> bytes:
 
 
 def timed(raw: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> tuple[ParsedEmail, float]:
-    started = time.perf_counter()
+    started = time.process_time()
     email = parse_message(raw, limits)
-    return email, time.perf_counter() - started
+    return email, time.process_time() - started
 
 
 def test_2000_deep_nesting_is_cut_at_max_depth_quickly() -> None:
