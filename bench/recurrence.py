@@ -10,7 +10,7 @@ the occurrence index), on a scratch database; then a far-future week query runs 
 rule measured in the same run: the table gives each rule's median milliseconds and its ratio to
 the anchor, so the numbers compare across machines. Times are CPU (``time.process_time``):
 on a shared machine wall time mostly measures the neighbours. A rule the gateway refuses (400
-with the reason) is timed the same way, refusal included. Target (issue 16): no rule adds more
+with the reason) is timed the same way, refusal included. Target: no rule adds more
 than 50 ms to a PUT over the anchor. Progress goes to stderr, the Markdown table to stdout.
 """
 

@@ -197,7 +197,7 @@ class CalendarCollection(storage.BaseCollection):
         series the recurrence work budget could not decide counts as a match (the client
         expands it anyway). Any other filter is evaluated here, item by item, so that an
         item Radicale's filter cannot evaluate is left out and logged instead of failing
-        the whole REPORT (issue 16).
+        the whole REPORT.
         """
         filters = list(filters)
         tag, start, end, simple = radicale_filter.simplify_prefilters(filters, "VCALENDAR")

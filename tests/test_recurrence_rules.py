@@ -2,7 +2,7 @@
 
 Properties over generated rules: the metered search gives exactly dateutil's instances, and
 starting at a later period (a far-future window) gives exactly the instances from there on.
-Then the two hostile rules of issue 16, which must stop at the cap or the horizon.
+Then the two hostile rules clients can send, which must stop at the cap or the horizon.
 """
 
 from __future__ import annotations

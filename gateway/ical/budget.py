@@ -1,4 +1,4 @@
-"""The work budget of one recurrence expansion (issue 16: rules cost what they return).
+"""The work budget of one recurrence expansion: rules cost what they return.
 
 An expansion (indexing a PUT, checking a query window, finding a series' span, or checking
 that a rule's unbounded expansion ends) is charged in work units of about a microsecond of
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-# About 15 ms of CPU: a PUT runs at most three such expansions (issue 16: under 50 ms).
+# About 15 ms of CPU: a PUT runs at most three such expansions (the target: under 50 ms a PUT).
 WORK_UNITS = 15_000
 INSTANCE_COST = 25  # an instance with its zone conversion, overrides and EXDATEs
 SEARCH_COST = 3  # a match of dateutil's bare search

@@ -234,7 +234,7 @@ class Series:
 
         Other CalDAV software (Radicale's own PUT handling among it) expands a rule without
         a stop; a rule that costs it more than the budget is refused with the reason rather
-        than stored (issue 16).
+        than stored.
         """
         for rule in self._rules:
             if not rule.search_ends(Budget()):
