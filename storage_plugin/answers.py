@@ -56,3 +56,12 @@ def refused(error: DomainError, username: str) -> ValueError:
     that Radicale abandons the request."""
     context.current().answer = answer_for(error, username)
     return ValueError(str(error))
+
+
+def too_many_instances(href: str) -> ValueError:
+    """Record a 403 ``CALDAV:max-instances`` for an expansion of ``href`` that would cost
+    more than one object may (RFC 4791 5.2.8); returns the ValueError to raise."""
+    reason = (f"{href} has more instances in the requested window than the server expands "
+              "for one object; ask for a shorter window, or for the object unexpanded")
+    context.current().answer = Answer("403 Forbidden", _error("<C:max-instances/>", reason), _XML)
+    return ValueError(reason)

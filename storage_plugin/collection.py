@@ -25,6 +25,7 @@ from gateway import calendars, client_writes, preconditions
 from gateway.calendars import CalendarView, ItemView
 from gateway.db import Store
 from gateway.errors import DomainError
+from gateway.ical import rebase
 from gateway.users import get_user
 from storage_plugin import answers, context
 
@@ -42,11 +43,13 @@ def _timestamp(moment: datetime | None, default: int) -> int:
     return default if moment is None else int(moment.timestamp())
 
 
-def make_item(collection: CalendarCollection, view: ItemView) -> radicale_item.Item:
-    """A fully filled Item, so the app never parses it with vobject."""
+def make_item(collection: CalendarCollection, view: ItemView,
+              text: str | None = None) -> radicale_item.Item:
+    """A fully filled Item, so the app never parses it with vobject; ``text`` stands in for
+    the stored object where Radicale only expands it (:mod:`gateway.ical.rebase`)."""
     return radicale_item.Item(
         collection_path=collection.path, collection=collection, href=view.href,
-        text=view.ical, etag=view.etag, uid=view.uid, name="VCALENDAR",
+        text=view.ical if text is None else text, etag=view.etag, uid=view.uid, name="VCALENDAR",
         component_name="VEVENT",
         time_range=(_timestamp(view.start, radicale_filter.TIMESTAMP_MIN),
                     _timestamp(view.end, radicale_filter.TIMESTAMP_MAX)),
@@ -184,9 +187,16 @@ class CalendarCollection(storage.BaseCollection):
         wanted = list(hrefs)
         with self._store.reading() as session:
             found = calendars.items_by_href(session, self.view, wanted)
+        expansion = context.current().expansion
         for href in wanted:
             view = found.get(href)
-            yield href, make_item(self, view) if view else None
+            if view is None or expansion is None:
+                yield href, make_item(self, view) if view else None
+                continue
+            text = self._expandable(view, *expansion)
+            if text is None:
+                raise answers.too_many_instances(f"/{self.path}/{href}")
+            yield href, make_item(self, view, text)
 
     def get_filtered(
         self, filters: Iterable[ET.Element]
@@ -203,24 +213,48 @@ class CalendarCollection(storage.BaseCollection):
         tag, start, end, simple = radicale_filter.simplify_prefilters(filters, "VCALENDAR")
         if tag not in (None, "VEVENT"):
             return
+        expansion = context.current().expansion
         hits: list[tuple[ItemView, bool]]
-        if start == radicale_filter.TIMESTAMP_MIN and end == radicale_filter.TIMESTAMP_MAX:
+        unbounded = start == radicale_filter.TIMESTAMP_MIN and end == radicale_filter.TIMESTAMP_MAX
+        low, high = expansion or (datetime.fromtimestamp(max(start, 0), UTC),
+                                  datetime.fromtimestamp(min(end, 253402300799), UTC))
+        if unbounded and expansion is None:
             # No time range: every event matches the prefilter; the exact filter decides.
             hits = [(view, True) for view in self._all()]
         else:
-            low = datetime.fromtimestamp(max(start, 0), UTC)
-            high = datetime.fromtimestamp(min(end, 253402300799), UTC)
+            # Radicale drops the time range of an expanding query: an object without an
+            # instance in the expanded window is not answered, so that window selects.
             with self._store.reading() as session:
                 hits = calendars.items_in_range(session, self.view, low, high)
+        # Where Radicale expands series itself (expanding, free-busy, or a filter it
+        # evaluates over a time range), it gets objects that are cheap to expand there.
+        window = expansion or (None if unbounded or simple else (low, high))
         for view, decided in hits:
-            item = make_item(self, view)
+            text = view.ical if window is None else self._expandable(view, *window)
+            if text is None:
+                continue
+            # A filtered answer carries the stored object; an expanded one only instances.
+            item = make_item(self, view, text if expansion else None)
             if simple and tag == "VEVENT":
                 yield item, True
             elif not decided:
                 log.warning("%s: %r left out of a filtered REPORT: its recurrence exceeds "
                             "the work budget", self.path, view.href)
-            elif self._matches(item, filters):
+            elif self._matches(make_item(self, view, text), filters):
                 yield item, True
+
+    def _expandable(self, view: ItemView, start: datetime, end: datetime) -> str | None:
+        """The object to hand Radicale for expanding over [start, end); None (logged) when it
+        holds more instances there than one object may cost a REPORT."""
+        try:
+            text = rebase.for_window(view.ical, start, end)
+        except Exception:  # one stored object must never fail the REPORT
+            log.warning("%s: cannot expand %r; left out", self.path, view.href, exc_info=True)
+            return None
+        if text is None:
+            log.warning("%s: %r left out of an expanded REPORT: more instances between %s and "
+                        "%s than one object may cost", self.path, view.href, start, end)
+        return text
 
     def _matches(self, item: radicale_item.Item, filters: list[ET.Element]) -> bool:
         try:

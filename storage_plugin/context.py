@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from gateway.calendars import CalendarView
 from gateway.ical import EventData
@@ -40,6 +41,9 @@ class RequestContext:
     if_match: str | None = None
     if_none_match: str | None = None
     answer: Answer | None = None
+    # The window of a REPORT for which Radicale expands series itself (C:expand,
+    # free-busy-query): the storage hands it series it can expand cheaply over it.
+    expansion: tuple[datetime, datetime] | None = None
 
 
 _local = threading.local()
@@ -51,9 +55,10 @@ def current() -> RequestContext:
 
 
 def begin(method: str, body: str | None, parsed: EventData | None = None, *,
-          if_match: str | None = None, if_none_match: str | None = None) -> None:
+          if_match: str | None = None, if_none_match: str | None = None,
+          expansion: tuple[datetime, datetime] | None = None) -> None:
     _local.context = RequestContext(method, body, parsed, if_match=if_match,
-                                    if_none_match=if_none_match)
+                                    if_none_match=if_none_match, expansion=expansion)
 
 
 def end() -> None:

@@ -58,7 +58,7 @@ def _blocks(lines: list[LogicalLine], name: str, depth: int) -> list[_Block]:
     return found
 
 
-def _own_lines(lines: list[LogicalLine], block: _Block) -> list[int]:
+def own_lines(lines: list[LogicalLine], block: _Block) -> list[int]:
     """Indexes of the block's own properties (not those of nested VALARMs)."""
     own: list[int] = []
     depth = 0
@@ -73,9 +73,9 @@ def _own_lines(lines: list[LogicalLine], block: _Block) -> list[int]:
     return own
 
 
-def _master_block(lines: list[LogicalLine]) -> _Block:
+def master_block(lines: list[LogicalLine]) -> _Block:
     for block in _blocks(lines, "VEVENT", depth=2):
-        if all(lines[i].name != "RECURRENCE-ID" for i in _own_lines(lines, block)):
+        if all(lines[i].name != "RECURRENCE-ID" for i in own_lines(lines, block)):
             return block
     raise PatchRefused("the object has no master VEVENT")  # load_object saw one; defensive
 
@@ -140,8 +140,8 @@ def _new_properties(
 
 def _apply(lines: list[LogicalLine], updates: dict[str, list[str]], newline: str) -> list[str]:
     """The physical text of every logical line, with the master's properties updated."""
-    block = _master_block(lines)
-    own = set(_own_lines(lines, block))
+    block = master_block(lines)
+    own = set(own_lines(lines, block))
     output = [line.raw for line in lines]
     placed: set[str] = set()
     for index in sorted(own):
@@ -167,7 +167,7 @@ def _apply(lines: list[LogicalLine], updates: dict[str, list[str]], newline: str
 def _zone_blocks(lines: list[LogicalLine]) -> dict[str, _Block]:
     zones: dict[str, _Block] = {}
     for block in _blocks(lines, "VTIMEZONE", depth=2):
-        for index in _own_lines(lines, block):
+        for index in own_lines(lines, block):
             if lines[index].name == "TZID":
                 zones[lines[index].value.strip()] = block
     return zones

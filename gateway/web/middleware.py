@@ -20,6 +20,7 @@ import io
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from gateway.client_writes import UnsupportedCalendarComponent, parse_client_object
@@ -120,11 +121,13 @@ class GatewayMiddleware:
         except UnicodeDecodeError:
             return _respond(start_response, "400 Bad Request",
                             b"the path is not UTF-8 once percent-decoded\n", "text/plain")
+        expansion: tuple[datetime, datetime] | None = None
         if method in xml_guard.XML_METHODS:
-            refused = self._check_xml(environ)
-            if refused is not None:
-                return _respond(start_response, refused.status, refused.body,
-                                refused.content_type)
+            checked = self._check_xml(environ)
+            if isinstance(checked, Refusal):
+                return _respond(start_response, checked.status, checked.body,
+                                checked.content_type)
+            expansion = checked
         body_text: str | None = None
         parsed: EventData | None = None
         if method == "PUT" and _is_event_path(environ.get("PATH_INFO", "")):
@@ -133,25 +136,26 @@ class GatewayMiddleware:
                 return _respond(start_response, read.status, read.body, read.content_type)
             body_text, parsed = read
         context.begin(method, body_text, parsed, if_match=environ.get("HTTP_IF_MATCH"),
-                      if_none_match=environ.get("HTTP_IF_NONE_MATCH"))
+                      if_none_match=environ.get("HTTP_IF_NONE_MATCH"), expansion=expansion)
         outage.begin()
         try:
             return self._answer(environ, start_response)
         finally:
             context.end()
 
-    def _check_xml(self, environ: Environ) -> Refusal | None:
+    def _check_xml(self, environ: Environ) -> Refusal | tuple[datetime, datetime] | None:
+        """A refusal, or the window a REPORT makes Radicale expand series over."""
         raw = _read_body(environ)
         if not raw:
             return None
         try:
-            xml_guard.check(xml_guard.decode(raw, environ.get("CONTENT_TYPE", "")), self.limits)
+            return xml_guard.check(xml_guard.decode(raw, environ.get("CONTENT_TYPE", "")),
+                                   self.limits)
         except xml_guard.Refused as refused:
             log.info("%s %s refused: %s", environ.get("REQUEST_METHOD"),
                      environ.get("PATH_INFO"), refused.reason)
             return Refusal(refused.status, f"{refused.reason}\n".encode(),
                            "text/plain; charset=utf-8")
-        return None
 
     def _answer(self, environ: Environ, start_response: StartResponse) -> list[bytes]:
         captured: dict[str, Any] = {}

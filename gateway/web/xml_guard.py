@@ -14,11 +14,15 @@ here refuses, with a 4xx and the reason:
 
 A body that is not well-formed goes on to Radicale, which checks rights first and then refuses
 it with 400 itself; its expat parser stops where this one stopped.
+
+The same pass notes the window of a REPORT that makes Radicale expand series itself (a
+``C:expand`` in calendar-data, or a ``free-busy-query``), so the storage can bound that work.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from xml.parsers import expat
 
 # Deep enough for any real calendar-query (query/filter/comp/comp/comp/prop/param/text-match).
@@ -28,6 +32,10 @@ XML_METHODS = frozenset({"PROPFIND", "PROPPATCH", "REPORT", "MKCALENDAR", "MKCOL
 
 _PROP = "DAV: prop"
 _HREF = "DAV: href"
+_CALDAV = "urn:ietf:params:xml:ns:caldav "
+_EXPAND = _CALDAV + "expand"
+_FREE_BUSY = _CALDAV + "free-busy-query"
+_TIME_RANGE = _CALDAV + "time-range"
 
 
 @dataclass(frozen=True)
@@ -66,17 +74,39 @@ def decode(raw: bytes, content_type: str) -> str:
     raise AssertionError("ISO-8859-1 decodes any bytes")
 
 
-def check(text: str, limits: XmlLimits) -> None:
-    """Raise :class:`Refused` when ``text`` must not reach Radicale."""
+def _instant(value: str | None) -> datetime | None:
+    try:
+        return datetime.strptime(value or "", "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def check(text: str, limits: XmlLimits) -> tuple[datetime, datetime] | None:
+    """Raise :class:`Refused` when ``text`` must not reach Radicale; else the window over
+    which Radicale will expand series for this REPORT (None: it expands none, or the
+    window is malformed and Radicale refuses the body itself)."""
     parser = expat.ParserCreate(namespace_separator=" ")
     depth = 0
     open_props: list[int] = []  # depths of the DAV:prop elements open now
     properties = 0
     hrefs = 0
+    free_busy = False
+    window: list[tuple[datetime, datetime]] = []
 
-    def start(name: str, _attributes: dict[str, str]) -> None:
-        nonlocal depth, properties, hrefs
+    def note_window(attributes: dict[str, str]) -> None:
+        # An open end is open for Radicale too (RFC 4791 9.9): the widest window.
+        start = _instant(attributes.get("start", "19700101T000000Z"))
+        end = _instant(attributes.get("end", "99991231T235959Z"))
+        if start is not None and end is not None and not window:
+            window.append((start, end))
+
+    def start(name: str, attributes: dict[str, str]) -> None:
+        nonlocal depth, properties, hrefs, free_busy
         depth += 1
+        if depth == 1 and name == _FREE_BUSY:
+            free_busy = True
+        elif name == _EXPAND or (free_busy and depth == 2 and name == _TIME_RANGE):
+            note_window(attributes)
         if depth > MAX_DEPTH:
             raise Refused(BAD_REQUEST, f"XML nested deeper than {MAX_DEPTH} elements")
         if open_props and depth == open_props[-1] + 1:
@@ -109,4 +139,5 @@ def check(text: str, limits: XmlLimits) -> None:
     try:
         parser.Parse(text, True)
     except expat.ExpatError:
-        return
+        return None
+    return window[0] if window else None
