@@ -61,3 +61,29 @@ def test_the_body_is_decoded_as_radicale_decodes_it() -> None:
     assert decode(b"\xe9", "application/xml") == "é"  # not UTF-8: ISO-8859-1, as Radicale
     with pytest.raises(Refused, match="unknown charset"):
         decode(b"<a/>", "text/xml; charset=no-such-charset")
+
+
+_CAL = 'xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"'
+
+
+def test_the_window_radicale_expands_over_is_noted() -> None:
+    from datetime import UTC, datetime
+
+    week = (datetime(2090, 1, 2, tzinfo=UTC), datetime(2090, 1, 9, tzinfo=UTC))
+    expand = (f'<C:calendar-query {_CAL}><D:prop><C:calendar-data>'
+              '<C:expand start="20900102T000000Z" end="20900109T000000Z"/></C:calendar-data>'
+              '</D:prop></C:calendar-query>')
+    free_busy = (f'<C:free-busy-query {_CAL}>'
+                 '<C:time-range start="20900102T000000Z" end="20900109T000000Z"/>'
+                 '</C:free-busy-query>')
+    open_end = (f'<C:free-busy-query {_CAL}><C:time-range start="20900102T000000Z"/>'
+                '</C:free-busy-query>')
+    plain = (f'<C:calendar-query {_CAL}><C:filter><C:comp-filter name="VCALENDAR">'
+             '<C:comp-filter name="VEVENT"><C:time-range start="20900102T000000Z" '
+             'end="20900109T000000Z"/></C:comp-filter></C:comp-filter></C:filter>'
+             '</C:calendar-query>')
+    assert check(expand, LIMITS) == week
+    assert check(free_busy, LIMITS) == week
+    assert check(open_end, LIMITS) == (week[0], datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))
+    assert check(plain, LIMITS) is None  # the occurrence index answers it
+    assert check(expand.replace("20900109T000000Z", "soon"), LIMITS) is None  # Radicale's 403
