@@ -91,7 +91,7 @@ class Deliverer:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._task = _current_loop().create_task(self._run())
 
     def _deliver(self, job: Job) -> None:
         outcome = send(job, self.box, self.policy.timeout_seconds)
@@ -126,6 +126,15 @@ class Deliverer:
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
         self._executor.shutdown(wait=True)
+
+
+def _current_loop() -> asyncio.AbstractEventLoop:
+    """The running loop; under ``serve`` roles start before Twisted's reactor runs its loop,
+    so then the loop the reactor installed as current."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.get_event_loop_policy().get_event_loop()
 
 
 def owner_name() -> str:

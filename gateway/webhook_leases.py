@@ -25,7 +25,7 @@ from gateway.db import Store
 from gateway.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from gateway.webhooks import DELIVERED, FAILED, PENDING
 
-LEASE_MARGIN_SECONDS = 30  # beyond the HTTP timeout: time to record the outcome
+LEASE_MARGIN_SECONDS = 10  # beyond the HTTP timeout: time to record the outcome
 MAX_RETRY_SECONDS = 3600  # the doubling delay stops here
 JITTER = 0.25  # each delay is drawn within ±25 %, so retries of a burst spread out
 _ERROR_LIMIT = 1000
