@@ -18,6 +18,7 @@ from gateway.diary_types import create_type
 from gateway.entries import EntryDraft, EntryEdit, create_entry, delete_entry, update_entry
 from gateway.errors import Invalid, NotFound
 from gateway.inbound_queue import claim_next, enqueue
+from gateway.key_check import KeyMismatch, check_key
 from gateway.mail_accounts import MailSettings, set_account
 from gateway.mail_leases import lease_accounts, record_failure, record_success
 from gateway.models import (
@@ -273,3 +274,10 @@ def test_a_parked_inbound_message_emits_inbound_failed(crm: Store) -> None:
     assert (event_type, data["id"], data["user"], data["attempts"]) == (
         "inbound.failed", message_id, "alice", 2)
     assert "parked after 2 tries" in str(data["decision"])
+
+
+def test_a_process_whose_key_cannot_open_the_webhook_secrets_is_refused(crm: Store) -> None:
+    endpoint(crm, "*")
+    with pytest.raises(KeyMismatch, match="does not open the webhook secrets stored"):
+        check_key(crm, "another key")
+    check_key(crm, TEST_SECRET_KEY)
