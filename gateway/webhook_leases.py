@@ -96,6 +96,10 @@ def lease_due(store: Store, owner: str, now: datetime, *, limit: int,
     query = (select(WebhookDelivery.id).where(*_due(now))
              .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id).limit(limit))
     until = now + timedelta(seconds=lease_seconds)
+    with store.reading() as session:
+        # Most polls find nothing: they should not take SQLite's write lock to learn that.
+        if session.scalar(query.with_only_columns(WebhookDelivery.id).limit(1)) is None:
+            return []
     with store.transaction() as session:
         if store.dialect == "postgresql":
             ids = list(session.scalars(query.with_for_update(skip_locked=True)))

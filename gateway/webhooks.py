@@ -15,9 +15,8 @@ import base64
 import secrets
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, insert, select
@@ -41,9 +40,9 @@ _CACHE = "webhooks.endpoints"  # session.info key: the endpoints read by this tr
 MAX_PAGE = 500
 
 
-@dataclass(frozen=True)
-class NewEndpoint:
-    """An endpoint just made, with its signing secret: the only time the secret is shown."""
+class NewEndpoint(NamedTuple):
+    """An endpoint just made, with its signing secret: the only time the secret is shown.
+    Unpacks as ``endpoint, secret``."""
 
     endpoint: WebhookEndpoint
     secret: str
