@@ -80,10 +80,6 @@ class Receiver:
             time.sleep(0.05)
         raise AssertionError(f"{len(self.received)} webhook(s) of {count} after {timeout}s")
 
-    def of_type(self, event_type: str) -> list[Received]:
-        with self._lock:
-            return [r for r in self.received if r.payload["type"] == event_type]
-
     def start(self) -> None:
         receiver = self
 
@@ -180,10 +176,6 @@ def deliverers(database_url: str, workdir: Path, count: int = 1,
     finally:
         for deliverer in running:
             deliverer.stop()
-
-
-def secret_key_env() -> tuple[str, str]:
-    return ("CRM_GATEWAY_SECURITY_SECRET_KEY", TEST_SECRET_KEY)
 
 
 def delivery_states(store: Store) -> list[tuple[str, str, int]]:
