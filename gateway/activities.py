@@ -35,6 +35,7 @@ from gateway.participants import (
     resolve_links,
     sort_participants,
 )
+from gateway.webhook_payloads import activity_logged
 
 LOGGED = "logged"
 LINKED = "linked"
@@ -136,6 +137,8 @@ def _log(session: Session, todo: list[_ToLog], user: User, source: str,
         seen.add(activity_id)
         if first and item.key in new:
             fresh_activities.append((activity_id, item.parsed))
+            activity_logged(session, activity_id, rows[item.key], user, linked.contact_ids,
+                            linked.account_ids)
             reason = _logged_reason(activity_id, item.parsed, user, linked)
             outcomes.append(LogOutcome(LOGGED, activity_id, reason))
             continue

@@ -22,6 +22,7 @@ from gateway.models import Calendar, DiaryEntry, EntryParticipant, PublishedItem
 from gateway.preconditions import NO_PRECONDITION, Precondition
 from gateway.profiles import effective_profile
 from gateway.publication import INVITATIONS, HrefTaken, etag_of, publish_entry
+from gateway.webhook_payloads import entry_changed
 
 HREF_RE = re.compile(r"[^/\\\x00-\x1f]{1,255}")
 # What PROPPATCH may set per user: cosmetic only (docs/CALDAV_CLIENTS.md).
@@ -213,6 +214,8 @@ def put_event(
         raise UidConflict(f"{href} holds the event {entry.uid}; a new UID needs a new resource",
                           (calendar.slug, href))
     created = entry is None
+    # An entry deleted from a calendar and brought back by its UID is new to the CRM again.
+    reported = "created" if entry is None or entry.deleted_at is not None else "updated"
     if entry is None:
         now = utcnow()
         entry = DiaryEntry(href=href, owner_user_id=user.id, origin="calendar",
@@ -241,6 +244,7 @@ def put_event(
     session.flush()
     session.refresh(entry, ["type"])
     publish_entry(session, entry)
+    entry_changed(session, reported, entry, "calendar")
     shown = _published(session, _calendar_id(session, user, calendar.slug), href)
     if shown is None:  # the profile does not publish it (e.g. records = related)
         shown = ItemView(href, data.uid, text, etag_of(text), data.span_start, data.span_end,
@@ -263,6 +267,7 @@ def delete_event(
     entry.revision += 1
     session.flush()
     publish_entry(session, entry)
+    entry_changed(session, "deleted", entry, "calendar")
 
 
 def move_event(
@@ -281,6 +286,7 @@ def move_event(
         occupant.deleted_at = utcnow()
         session.flush()
         publish_entry(session, occupant)
+        entry_changed(session, "deleted", occupant, "calendar")
     assert target.diary_type_id is not None
     entry.type_id = target.diary_type_id
     entry.href = to_href
@@ -289,6 +295,7 @@ def move_event(
     session.flush()
     session.refresh(entry, ["type"])
     publish_entry(session, entry)
+    entry_changed(session, "updated", entry, "calendar")
     shown = _published(session, _calendar_id(session, user, target.slug), to_href)
     if shown is None:
         raise NotFound(f"{to_href} is not shown in calendar {target.slug}")

@@ -279,6 +279,19 @@ SCHEMA: tuple[Option, ...] = (
     Option("auth", "throttle_max_delay_ms", _parse_positive_int, 500,
            "Longest a throttled login waits for its turn; later turns are refused at once",
            "a positive integer"),
+    Option("webhooks", "timeout_seconds", _parse_positive_int, 10,
+           "Longest wait for a webhook receiver's answer; a slower one counts as a failed "
+           "attempt", "a positive integer"),
+    Option("webhooks", "first_retry_seconds", _parse_positive_int, 30,
+           "Wait before retrying a failed webhook delivery; doubles each time (with jitter), "
+           "at most an hour", "a positive integer"),
+    Option("webhooks", "retry_for_seconds", _parse_positive_int, 86400,
+           "A webhook delivery is retried for this long after its event; then it is failed "
+           "('crm-gateway webhooks replay' sends it again)", "a positive integer"),
+    Option("webhooks", "poll_seconds", _parse_positive_int, 2,
+           "How often a deliverer looks for due webhook deliveries", "a positive integer"),
+    Option("webhooks", "workers", _parse_positive_int, 4,
+           "Webhook deliveries one process sends at once", "a positive integer"),
     Option("security", "secret_key", _parse_str, "",
            "Key that encrypts mailbox secrets at rest; every process on one database must use "
            "the same one. Empty: generated into the data folder (secret_key file) when first "

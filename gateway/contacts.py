@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from gateway.errors import Conflict, Invalid, NotFound
 from gateway.models import Account, AccountDomain, Contact, ContactEmail
 from gateway.users import normalise_email
+from gateway.webhook_payloads import contact_made
 
 DOMAIN_RE = re.compile(r"(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 
@@ -74,4 +75,5 @@ def create_contact(
     session.flush()
     session.add(ContactEmail(contact_id=contact.id, email=address))
     session.flush()
+    contact_made(session, contact, address, "crm")
     return contact

@@ -36,6 +36,7 @@ from gateway.ical import (
 from gateway.models import DiaryEntry, EntryParticipant, User
 from gateway.publication import publish_entry
 from gateway.users import get_user, normalise_email
+from gateway.webhook_payloads import entry_changed
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,9 @@ def _derive(text: str) -> EventData:
         raise Invalid(f"the entry could not be rendered: {exc.reason}") from exc
 
 
-def create_entry(session: Session, draft: EntryDraft) -> DiaryEntry:
+def create_entry(session: Session, draft: EntryDraft, *, origin: str = "crm") -> DiaryEntry:
+    """Make an entry; ``origin`` is who asked (``crm``: the CLI, ``api``: the JSON API),
+    reported in the ``entry.created`` webhook. The stored entry's origin is ``crm`` either way."""
     diary_type = get_type(session, draft.type_name)
     if not draft.title.strip():
         raise Invalid("an entry needs a title")
@@ -175,6 +178,7 @@ def create_entry(session: Session, draft: EntryDraft) -> DiaryEntry:
     session.add(entry)
     session.flush()
     publish_entry(session, entry)
+    entry_changed(session, "created", entry, origin)
     return entry
 
 
@@ -199,7 +203,8 @@ def check_crm_writable(entry: DiaryEntry) -> None:
         )
 
 
-def update_entry(session: Session, entry: DiaryEntry, edit: EntryEdit) -> DiaryEntry:
+def update_entry(session: Session, entry: DiaryEntry, edit: EntryEdit, *,
+                 origin: str = "crm") -> DiaryEntry:
     check_crm_writable(entry)
     if edit.type_name is not None:
         entry.type = get_type(session, edit.type_name)
@@ -229,15 +234,17 @@ def update_entry(session: Session, entry: DiaryEntry, edit: EntryEdit) -> DiaryE
     entry.revision += 1
     session.flush()
     publish_entry(session, entry)
+    entry_changed(session, "updated", entry, origin)
     return entry
 
 
-def delete_entry(session: Session, entry: DiaryEntry) -> None:
+def delete_entry(session: Session, entry: DiaryEntry, *, origin: str = "crm") -> None:
     check_crm_writable(entry)
     entry.deleted_at = utcnow()
     entry.revision += 1
     session.flush()
     publish_entry(session, entry)
+    entry_changed(session, "deleted", entry, origin)
 
 
 def list_entries(session: Session, username: str | None = None) -> list[DiaryEntry]:

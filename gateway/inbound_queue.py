@@ -25,6 +25,7 @@ from gateway.clock import utcnow
 from gateway.db import Store
 from gateway.errors import Conflict, NotFound
 from gateway.models import InboundMessage
+from gateway.webhook_payloads import inbound_failed
 
 QUEUED = "queued"
 DONE = "done"
@@ -105,7 +106,8 @@ def claim_next(
             return None
         if row.attempts >= max_attempts:
             # Every earlier try ended without a verdict: the worker died each time.
-            _park(row, now, "processing never finished (the worker stopped each time)")
+            _park(session, row, now,
+                  "processing never finished (the worker stopped each time)")
             continue
         row.attempts += 1
         row.next_attempt_at = now + timedelta(seconds=lease_seconds)
@@ -134,17 +136,18 @@ def record_failure(
         return
     row.last_error = error[:_ERROR_LIMIT]
     if row.attempts >= max_attempts:
-        _park(row, now, error)
+        _park(session, row, now, error)
     else:
         delay = min(retry_delay * 2 ** (row.attempts - 1), MAX_RETRY_DELAY)
         row.next_attempt_at = now + timedelta(seconds=delay)
     session.flush()
 
 
-def _park(row: InboundMessage, now: datetime, why: str) -> None:
+def _park(session: Session, row: InboundMessage, now: datetime, why: str) -> None:
     row.status = FAILED
     row.decision = f"parked after {row.attempts} tries: {why}"[:_ERROR_LIMIT]
     row.processed_at = now
+    inbound_failed(session, row)
 
 
 # --- administration (crm-gateway inbound ...) ---------------------------------------------

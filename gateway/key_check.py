@@ -2,8 +2,8 @@
 
 The database keeps a fingerprint of the key (an HMAC of a fixed text under it; the key
 itself is never stored). The first process records its key's fingerprint, and only if that
-key opens the mailbox secrets already stored; every later one must match it or refuses to
-start. Two first starts racing are decided by the table's primary key.
+key opens the mailbox and webhook secrets already stored; every later one must match it or
+refuses to start. Two first starts racing are decided by the table's primary key.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.db import Store
 from gateway.errors import DomainError
-from gateway.models import KeyFingerprint, MailAccount
+from gateway.models import KeyFingerprint, MailAccount, WebhookEndpoint
 from gateway.secrets import SecretBox, SecretError
 
 OPTION = "security.secret_key"
@@ -68,17 +68,24 @@ def record_key(store: Store, secret_key: str) -> bool:
 
 def _opens_stored_secrets(store: Store, secret_key: str) -> None:
     with store.reading() as session:
-        sample = session.scalar(select(MailAccount.secret).order_by(MailAccount.id).limit(1))
-    if sample is None:
-        return
-    try:
-        SecretBox(secret_key).decrypt(sample)
-    except SecretError:
-        raise KeyMismatch(
-            f"{OPTION} does not open the mailbox passwords stored in this database: give "
-            "this process the key the others use (or run 'crm-gateway db record-key' after a "
-            "deliberate change of it)"
-        ) from None
+        samples = (
+            ("mailbox passwords",
+             session.scalar(select(MailAccount.secret).order_by(MailAccount.id).limit(1))),
+            ("webhook secrets",
+             session.scalar(select(WebhookEndpoint.secret).order_by(WebhookEndpoint.id)
+                            .limit(1))),
+        )
+    for what, sample in samples:
+        if sample is None:
+            continue
+        try:
+            SecretBox(secret_key).decrypt(sample)
+        except SecretError:
+            raise KeyMismatch(
+                f"{OPTION} does not open the {what} stored in this database: give "
+                "this process the key the others use (or run 'crm-gateway db record-key' "
+                "after a deliberate change of it)"
+            ) from None
 
 
 def _differs(stored: KeyFingerprint) -> str:

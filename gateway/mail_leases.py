@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from gateway.db import Store
 from gateway.models import MailAccount, MailFolderCursor, User
 from gateway.secrets import SecretBox
+from gateway.webhook_payloads import mail_account_failed
 
 # A holder renews well before this runs out (see bcc_ingest.imap.service).
 LEASE_SECONDS = 120
@@ -255,6 +256,8 @@ def record_failure(
                 updated_at=MailAccount.updated_at,
             )
         )
+        if failures == 1:  # from working to failing: later failures of the run stay quiet
+            mail_account_failed(session, account, error, account.paused or pause)
 
 
 def release(store: Store, account_id: int, owner: str, *, next_poll_at: datetime) -> None:

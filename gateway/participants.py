@@ -23,6 +23,7 @@ from gateway.mail.addresses import Address
 from gateway.models import Contact, ContactEmail
 from gateway.upsert import table_of
 from gateway.users import normalise_email
+from gateway.webhook_payloads import contact_created
 
 
 @dataclass(frozen=True)
@@ -123,8 +124,9 @@ def make_contacts(
     except IntegrityError:  # one was made meanwhile: one at a time, so the rest still are
         return {email for email, (name, account) in wanted.items()
                 if _create_contact(session, email, name, account, directory)}
-    for contact_id, (email, (_, account)) in zip(ids, wanted.items(), strict=True):
+    for contact_id, (email, (name, account)) in zip(ids, wanted.items(), strict=True):
         directory.add_contact(email, contact_id, account)
+        contact_created(session, contact_id, name, email, account, "mail")
     return set(wanted)
 
 
@@ -186,4 +188,5 @@ def _create_contact(session: Session, email: str, name: str, account_id: int | N
             directory.add_contact(email, *found)
         return False
     directory.add_contact(email, contact.id, account_id)
+    contact_created(session, contact.id, name, email, account_id, "mail")
     return True

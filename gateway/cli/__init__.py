@@ -26,13 +26,14 @@ from gateway.cli import (
     serve,
     sync,
     users,
+    webhooks,
 )
 from gateway.cli.base import Context, Failure
 from gateway.config import ConfigError, load
 from gateway.db import StoreError
 from gateway.errors import DomainError
 
-GROUPS = (serve, db, demo, users, diary, accounts, sync, activities, inbound, mail)
+GROUPS = (serve, db, demo, users, diary, accounts, sync, activities, inbound, mail, webhooks)
 
 
 class Parser(argparse.ArgumentParser):
