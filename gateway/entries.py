@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from gateway.clock import utcnow
 from gateway.contacts import find_contact
@@ -33,6 +33,7 @@ from gateway.ical import (
     patch_event,
     render_event,
 )
+from gateway.keyset import Page, page
 from gateway.models import DiaryEntry, EntryParticipant, User
 from gateway.publication import publish_entry
 from gateway.users import get_user, normalise_email
@@ -128,7 +129,9 @@ def _derive(text: str) -> EventData:
         raise Invalid(f"the entry could not be rendered: {exc.reason}") from exc
 
 
-def create_entry(session: Session, draft: EntryDraft) -> DiaryEntry:
+def create_entry(session: Session, draft: EntryDraft, *, origin: str = "crm") -> DiaryEntry:
+    """Create an entry; ``origin`` says who made the change ("crm", "api"), the stored
+    ``DiaryEntry.origin`` is "crm" either way."""
     diary_type = get_type(session, draft.type_name)
     if not draft.title.strip():
         raise Invalid("an entry needs a title")
@@ -199,7 +202,8 @@ def check_crm_writable(entry: DiaryEntry) -> None:
         )
 
 
-def update_entry(session: Session, entry: DiaryEntry, edit: EntryEdit) -> DiaryEntry:
+def update_entry(session: Session, entry: DiaryEntry, edit: EntryEdit, *,
+                 origin: str = "crm") -> DiaryEntry:
     check_crm_writable(entry)
     if edit.type_name is not None:
         entry.type = get_type(session, edit.type_name)
@@ -232,7 +236,7 @@ def update_entry(session: Session, entry: DiaryEntry, edit: EntryEdit) -> DiaryE
     return entry
 
 
-def delete_entry(session: Session, entry: DiaryEntry) -> None:
+def delete_entry(session: Session, entry: DiaryEntry, *, origin: str = "crm") -> None:
     check_crm_writable(entry)
     entry.deleted_at = utcnow()
     entry.revision += 1
@@ -251,6 +255,17 @@ def list_entries(session: Session, username: str | None = None) -> list[DiaryEnt
             ),
         ))
     return list(session.scalars(query.order_by(DiaryEntry.start_utc, DiaryEntry.id)))
+
+
+def page_entries(session: Session, *, owner: str | None, limit: int,
+                 after: int | None) -> Page[DiaryEntry]:
+    """Live entries by id, optionally those ``owner`` (a username) organises; O(page)."""
+    query = select(DiaryEntry).where(DiaryEntry.deleted_at.is_(None)).options(
+        selectinload(DiaryEntry.participants), selectinload(DiaryEntry.type),
+        selectinload(DiaryEntry.organizer))
+    if owner is not None:
+        query = query.where(DiaryEntry.owner_user_id == get_user(session, owner).id)
+    return page(session, query, DiaryEntry.id, limit, after)
 
 
 def all_day_bounds(first: datetime, last: datetime) -> tuple[datetime, datetime]:

@@ -539,3 +539,47 @@ class KeyFingerprint(Base):
     option: Mapped[str] = mapped_column(String(100), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- the JSON API ---------------------------------------------------------------------------
+
+
+class ApiToken(Base):
+    """A bearer token of the JSON API: SHA-256 of the secret, found by its clear ``lookup``."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (CheckConstraint("scope IN ('admin', 'read')", name="scope"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    lookup: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ApiIdempotency(Base):
+    """The first answer to a POST with an ``Idempotency-Key``, written with what it created."""
+
+    __tablename__ = "api_idempotency"
+    __table_args__ = (UniqueConstraint("token_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))  # SHA-256 of method, path and body
+    status: Mapped[int] = mapped_column(Integer)
+    headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# Keyset pages of the API: each list is an index range scan from the cursor on.
+Index("ix_diary_entries_owner_page", DiaryEntry.owner_user_id, DiaryEntry.id)
+Index("ix_activity_links_user_page", ActivityLink.user_id, ActivityLink.activity_id)
+Index("ix_activity_links_contact_page", ActivityLink.contact_id, ActivityLink.activity_id)
+Index("ix_activity_links_account_page", ActivityLink.account_id, ActivityLink.activity_id)
+Index("ix_inbound_messages_status_page", InboundMessage.status, InboundMessage.id)
+Index("ix_contacts_account_page", Contact.account_id, Contact.id)

@@ -1,0 +1,347 @@
+"""The API's request and response models (pydantic v2): they validate requests and, through
+their JSON schemas, are the OpenAPI document's components. Field limits match the columns,
+so a request the database would refuse is a 422 naming the field instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Annotated, Generic, Literal, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
+
+T = TypeVar("T")
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("may not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("is not valid Unicode (a lone surrogate)") from None
+    return value
+
+
+def _sane_year(value: datetime) -> datetime:
+    if not 1900 <= value.year <= 2200:
+        raise ValueError("must be between the years 1900 and 2200")
+    return value
+
+
+_Clean = AfterValidator(_no_nul)
+Short = Annotated[str, StringConstraints(min_length=1, max_length=64), _Clean]  # usernames
+Label = Annotated[str, StringConstraints(max_length=100), _Clean]
+TypeName = Annotated[str, StringConstraints(min_length=1, max_length=100), _Clean]
+Name = Annotated[str, StringConstraints(max_length=200), _Clean]
+RequiredName = Annotated[str, StringConstraints(min_length=1, max_length=200), _Clean]
+Domain = Annotated[str, StringConstraints(min_length=1, max_length=253), _Clean]
+Email = Annotated[str, StringConstraints(min_length=3, max_length=320), _Clean]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=500), _Clean]
+LongText = Annotated[str, StringConstraints(max_length=10000), _Clean]
+Moment = Annotated[AwareDatetime, AfterValidator(_sane_year)]
+Username = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
+Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Query(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class PageQuery(Query):
+    limit: int = Field(50, ge=1, le=200, description="items per page")
+    cursor: str | None = Field(None, max_length=40,
+                               description="next_cursor of the previous page")
+
+    @field_validator("cursor")
+    @classmethod
+    def _decodes(cls, value: str | None) -> str | None:
+        if value is not None:
+            decode_cursor(value)
+        return value
+
+    @property
+    def after(self) -> int | None:
+        return None if self.cursor is None else decode_cursor(self.cursor)
+
+
+def encode_cursor(after: int | None) -> str | None:
+    return None if after is None else base64.urlsafe_b64encode(f"k{after}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor.encode("ascii")).decode("ascii")
+    except (binascii.Error, UnicodeError, ValueError):
+        raise ValueError("is not a cursor this API gave out") from None
+    if not text.startswith("k") or not text[1:].isdigit() or len(text) > 12:
+        raise ValueError("is not a cursor this API gave out")
+    return int(text[1:])
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; "
+                                                "null on the last page")
+
+
+class ProblemDetails(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] | None = None
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+
+
+# --- users ----------------------------------------------------------------------------------
+
+
+class UserOut(BaseModel):
+    id: int
+    username: str
+    email: str
+    name: str
+    admin: bool
+    email_sync: bool
+    diary_sync: bool
+    created_at: datetime
+
+
+class UserCreate(Request):
+    username: Username
+    email: Email
+    name: Name = ""
+    admin: bool = False
+
+
+class UserPatch(Request):
+    email: Email | None = None
+    name: Name | None = None
+    email_sync: bool | None = None
+    diary_sync: bool | None = None
+
+
+class AppPasswordOut(BaseModel):
+    id: int
+    label: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class AppPasswordCreate(Request):
+    label: Label = ""
+
+
+class AppPasswordIssued(BaseModel):
+    id: int
+    label: str
+    password: str = Field(description="shown only in this answer")
+
+
+class BccAddressOut(BaseModel):
+    username: str
+    address: str
+
+
+# --- diary types, accounts, contacts --------------------------------------------------------
+
+
+class DiaryTypeOut(BaseModel):
+    id: int
+    name: str
+    slug: str
+    color: str
+    syncable: bool
+
+
+Color = Annotated[str, StringConstraints(pattern=r"^#[0-9A-Fa-f]{6}$")]
+
+
+class DiaryTypeCreate(Request):
+    name: TypeName
+    color: Color = "#3A87AD"
+    syncable: bool = True
+
+
+class DiaryTypePatch(Request):
+    name: TypeName | None = None
+    color: Color | None = None
+    syncable: bool | None = None
+
+
+class AccountOut(BaseModel):
+    id: int
+    name: str
+    domains: list[str]
+    created_at: datetime
+
+
+class AccountCreate(Request):
+    name: RequiredName
+    domains: list[Domain] = Field(default_factory=list, max_length=50)
+
+
+class ContactQuery(PageQuery):
+    account_id: int | None = Field(None, ge=1, le=2**31 - 1)
+
+
+class ContactOut(BaseModel):
+    id: int
+    name: str
+    emails: list[str]
+    account_id: int | None
+    account: str | None = Field(description="the account's name")
+    created_at: datetime
+
+
+class ContactCreate(Request):
+    email: Email
+    name: Name = ""
+    account_id: int | None = Field(None, ge=1, le=2**31 - 1,
+                                   description="default: the account of the email's domain")
+
+
+# --- entries --------------------------------------------------------------------------------
+
+
+class EntryQuery(PageQuery):
+    owner: Short | None = Field(None, description="username: entries this user organises")
+
+
+class ParticipantOut(BaseModel):
+    email: str
+    name: str | None
+    partstat: str
+    kind: Literal["user", "contact", "external"]
+
+
+class EntryOut(BaseModel):
+    id: int
+    uid: str
+    type: str
+    title: str
+    start: datetime
+    end: datetime
+    tzid: str | None
+    all_day: bool
+    rrule: str | None
+    location: str | None
+    description: str | None
+    organizer: str | None = Field(description="a username, or the email of an outside organiser")
+    origin: Literal["crm", "calendar"]
+    participants: list[ParticipantOut]
+    revision: int
+    etag: str
+    read_only: str | None = Field(description="why the CRM side may not change it; null if it may")
+
+
+class EntryCreate(Request):
+    type: TypeName
+    title: Title
+    start: Moment
+    end: Moment = Field(description="with all_day: the last day (inclusive)")
+    organizer: Short | None = Field(None, description="username; required unless automation")
+    attendees: list[Email] = Field(default_factory=list, max_length=100,
+                                          description="usernames or emails")
+    all_day: bool = False
+    rrule: Annotated[str, StringConstraints(max_length=500,
+                                            pattern=r"^FREQ=[A-Z]+(;[A-Z]+=[A-Za-z0-9,+-]+)*$")] \
+        | None = None
+    tzid: Short | None = None
+    location: LongText | None = None
+    description: LongText | None = None
+    automation: bool = False
+
+
+class EntryPatch(Request):
+    title: Title | None = None
+    start: Moment | None = None
+    end: Moment | None = None
+    type: TypeName | None = None
+
+
+# --- activities and the inbound queue -------------------------------------------------------
+
+
+class ActivityQuery(PageQuery):
+    user: Short | None = Field(None, description="username")
+    contact_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    account_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    since: Moment | None = Field(None, description="sent at or after")
+    until: Moment | None = Field(None, description="sent before")
+
+
+class AttachmentOut(BaseModel):
+    id: int
+    filename: str
+    content_type: str
+    size: int
+    inline: bool
+
+
+class ActivityLinksOut(BaseModel):
+    users: list[str]
+    contacts: list[str]
+    accounts: list[str]
+
+
+class ActivityOut(BaseModel):
+    id: int
+    message_id: str | None
+    direction: str
+    source: str
+    subject: str
+    sent_at: datetime | None
+    from_addr: str
+    to_addrs: list[str]
+    cc_addrs: list[str]
+    text_body: str | None
+    html_body: str | None
+    attachments: list[AttachmentOut]
+    links: ActivityLinksOut | None = Field(None, description="in single reads only")
+
+
+class InboundQuery(PageQuery):
+    status: Literal["queued", "done", "skipped", "failed"] | None = None
+
+
+class InboundOut(BaseModel):
+    id: int
+    source: str
+    status: str
+    received_at: datetime
+    mail_from: str
+    rcpt_tos: list[str]
+    size: int
+    attempts: int
+    next_attempt_at: datetime
+    decision: str | None = Field(description="what was decided and why")
+    last_error: str | None
+    activity_id: int | None
+    processed_at: datetime | None
+
+
+FieldError.model_rebuild()
+ProblemDetails.model_rebuild()
