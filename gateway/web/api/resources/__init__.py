@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("users", "catalogue", "entries")
+MODULES = ("users", "catalogue", "entries", "activities")
 
 
 def load() -> None:
