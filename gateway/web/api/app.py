@@ -59,6 +59,10 @@ class ApiApp:
             response = problem_response(Problem(
                 "unavailable", "the database is unreachable; try again later",
                 headers={"Retry-After": "30"}))
+        except Exception:  # a bug: logged with its traceback, answered without it
+            log.exception("API %s %s failed", request.method, request.path)
+            response = problem_response(Problem("internal", "the gateway failed to answer; "
+                                                "the error is in its log"))
         return response(environ, start_response)
 
     def dispatch(self, request: Request) -> Response:
@@ -84,12 +88,16 @@ class ApiApp:
             with self.store.reading() as session:
                 bearer = self._authenticate(session, request)
                 return self._run(route, Call(session, params, query, body, bearer,
-                                             request.headers, self.config))
+                                             request.headers, self.config, self.store))
         with self.store.reading() as session:
             bearer = self._authenticate(session, request)
         if not bearer.may_write:
             raise Problem("forbidden", f"token {bearer.name!r} has the read scope: "
                                        f"it may only GET ({request.method} needs admin)")
+        if not route.transaction:
+            with self.store.reading() as session:
+                return self._run(route, Call(session, params, query, body, bearer,
+                                             request.headers, self.config, self.store))
         key = request.headers.get("Idempotency-Key") if route.method == "POST" else None
         if key is not None:
             key = _checked(idempotency.check_key, key)
@@ -104,7 +112,7 @@ class ApiApp:
                         return Response(stored.body, status=stored.status,
                                         headers={**stored.headers, "Idempotent-Replay": "true"})
                 response = self._run(route, Call(session, params, query, body, bearer,
-                                                 request.headers, self.config))
+                                                 request.headers, self.config, self.store))
                 if key is not None:
                     idempotency.settle(session, bearer.id, key, idempotency.Stored(
                         response.status_code, _kept_headers(response),

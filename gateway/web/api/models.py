@@ -345,3 +345,92 @@ class InboundOut(BaseModel):
 
 FieldError.model_rebuild()
 ProblemDetails.model_rebuild()
+
+
+# --- sync profiles and health ---------------------------------------------------------------
+
+
+class ProfileOut(BaseModel):
+    records: Literal["all", "related"]
+    direction: Literal["two_way", "crm_to_calendar", "calendar_to_crm"]
+    sync_invitees: bool
+    paused: bool
+    user: str | None = Field(description="null: the global default")
+    inherited: list[str] = Field(description="fields taken from the global default")
+
+
+class ProfilePatch(Request):
+    records: Literal["all", "related"] | None = None
+    direction: Literal["two_way", "crm_to_calendar", "calendar_to_crm"] | None = None
+    sync_invitees: bool | None = None
+    paused: bool | None = None
+
+
+class QueueDepth(BaseModel):
+    queued: int
+    failed: int
+
+
+class PollerState(BaseModel):
+    accounts: int = Field(description="mailboxes being polled (not paused)")
+    failing: int = Field(description="of those, how many failed their last poll")
+    lag_seconds: float | None = Field(description="age of the oldest last success among "
+                                                  "polled mailboxes; null if none polled")
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+    database: Literal["ok"]
+    inbound_queue: QueueDepth
+    poller: PollerState
+
+
+# --- mail accounts --------------------------------------------------------------------------
+
+
+class MailAccountSet(Request):
+    provider: Literal["gmail", "outlook", "exchange", "yahoo", "icloud"] | None = Field(
+        None, description="a preset of host, port and TLS; explicit values win")
+    host: Annotated[str, StringConstraints(min_length=1, max_length=253), _Clean] | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    tls: Literal["ssl", "starttls", "none"] | None = None
+    login: Email
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1000), _Clean] = \
+        Field(description="stored encrypted; never returned")
+    folders: list[Annotated[str, StringConstraints(min_length=1, max_length=255), _Clean]] \
+        | None = Field(None, max_length=20)
+
+
+class FolderCursorOut(BaseModel):
+    folder: str
+    uidvalidity: int
+    last_uid: int
+
+
+class MailAccountOut(BaseModel):
+    user: str
+    host: str
+    port: int
+    tls: str
+    login: str
+    folders: list[str]
+    state: Literal["active", "paused"]
+    paused_reason: str | None
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    consecutive_failures: int
+    next_poll_at: datetime
+    cursors: list[FolderCursorOut]
+
+
+class ProbeStepOut(BaseModel):
+    name: str
+    status: Literal["ok", "failed", "skipped"]
+    detail: str
+
+
+class MailTestOut(BaseModel):
+    ok: bool
+    paused: bool = Field(description="the login was refused, so polling is paused")
+    steps: list[ProbeStepOut]

@@ -28,6 +28,7 @@ KINDS: dict[str, tuple[int, str]] = {
     "invalid": (422, "The request breaks a rule"),
     "validation": (422, "The request does not match the schema"),
     "idempotency-key-reused": (422, "The Idempotency-Key was used for another request"),
+    "internal": (500, "The gateway failed"),
     "unavailable": (503, "The database is unreachable; try again later"),
 }
 

@@ -16,6 +16,7 @@ from werkzeug.datastructures import Headers
 
 from gateway.api_tokens import Bearer
 from gateway.config import Config
+from gateway.db import Store
 
 INT32 = 2**31 - 1
 READ, ADMIN = "read", "admin"
@@ -32,6 +33,7 @@ class Call:
     bearer: Bearer
     headers: Headers
     config: Config
+    store: Store
 
 
 @dataclass
@@ -64,6 +66,9 @@ class Route:
     # Response headers the operation sets.
     response_headers: tuple[str, ...] = ()
     media_type: str = "application/json"  # of the success body
+    # False: the handler does network I/O and opens its own short transactions (call.store);
+    # ``call.session`` is then a read session.
+    transaction: bool = True
 
     @property
     def scope(self) -> str:
