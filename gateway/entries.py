@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, defer, joinedload, selectinload
 
 from gateway.clock import utcnow
 from gateway.contacts import find_contact
@@ -260,9 +260,10 @@ def list_entries(session: Session, username: str | None = None) -> list[DiaryEnt
 def page_entries(session: Session, *, owner: str | None, limit: int,
                  after: int | None) -> Page[DiaryEntry]:
     """Live entries by id, optionally those ``owner`` (a username) organises; O(page)."""
+    # The stored iCalendar is most of a row and no list shows it.
     query = select(DiaryEntry).where(DiaryEntry.deleted_at.is_(None)).options(
-        selectinload(DiaryEntry.participants), selectinload(DiaryEntry.type),
-        selectinload(DiaryEntry.organizer))
+        defer(DiaryEntry.ical), selectinload(DiaryEntry.participants),
+        joinedload(DiaryEntry.type), joinedload(DiaryEntry.organizer))
     if owner is not None:
         query = query.where(DiaryEntry.owner_user_id == get_user(session, owner).id)
     return page(session, query, DiaryEntry.id, limit, after)

@@ -1,0 +1,162 @@
+"""JSON API benchmark: a page of one user's entries and an entry created, at two sizes, with
+the same operations through CalDAV in the same run.
+
+    .venv/bin/python -m bench.api [--sizes 10000,100000] [--runs 30]
+    .venv/bin/python -m bench.api --gateway-db postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+For each size the calendar of bench/calgen.py is loaded into a scratch gateway
+(bench/gateway_target.py: the real service path of a client PUT), ``serve --only http`` runs
+it, and an admin API token is issued in its database. Timed over real HTTP with a keep-alive
+``requests.Session``, median of ``--runs``:
+
+- ``GET /api/v1/entries?owner=bench&limit=50`` from a cursor in the middle of the table (a
+  deep page: what OFFSET would make O(table));
+- ``POST /api/v1/entries`` (an entry published to the user's calendar);
+- CalDAV, the same user's calendar: ``calendar-multiget`` of 50 hrefs, and a PUT creating an
+  event.
+
+The report gives each median per size, the ratio largest/smallest size (the targets: a page
+under 10 ms, 100k within 1.5x of 10k), and whether the targets were met. Progress goes to
+stderr, the Markdown tables to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the project root importable instead
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import requests
+from sqlalchemy import func, select
+
+from bench import calgen
+from bench.gateway_target import USER, GatewayTarget
+from bench.requests_caldav import CalDAVClient
+from gateway import api_tokens
+from gateway.db import Store
+from gateway.models import DiaryEntry
+
+PAGE = 50
+MAX_PAGE_MS = 10.0
+MAX_SCALING = 1.5
+ROWS = (("page", f"API: GET /entries, {PAGE} per page, deep cursor"),
+        ("create", "API: POST /entries"),
+        ("multiget", f"CalDAV: calendar-multiget, {PAGE} hrefs"),
+        ("put", "CalDAV: PUT creating an event"))
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def timed(call: Callable[[], requests.Response | None], runs: int) -> float:
+    """The median milliseconds of ``call`` over ``runs`` (after one untimed run)."""
+    call()
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1000.0)
+    return statistics.median(samples)
+
+
+def cursor_after(entry_id: int) -> str:
+    # The API's cursors are opaque to clients; the bench knows their shape to jump mid-table.
+    return base64.urlsafe_b64encode(f"k{entry_id}".encode()).decode()
+
+
+def measure(size: int, runs: int, database: str | None) -> dict[str, float]:
+    events = calgen.generate(size)
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as scratch:
+        target = GatewayTarget(Path(scratch), database)
+        try:
+            log(f"{size} events: loading")
+            calendar_url = target.start(events)
+            store = Store(target.database_url)
+            with store.transaction() as session:
+                token = api_tokens.create_token(session, f"bench-{size}").token
+                middle = session.scalar(select(func.min(DiaryEntry.id) + size // 2))
+            store.dispose()
+            base = calendar_url.split(f"/{USER}/")[0] + "/api/v1"
+            api = requests.Session()
+            api.headers["Authorization"] = f"Bearer {token}"
+            page_url = f"{base}/entries?owner={USER}&limit={PAGE}&cursor={cursor_after(middle)}"
+
+            def page() -> requests.Response:
+                answer = api.get(page_url, timeout=30)
+                assert answer.status_code == 200 and len(answer.json()["items"]) == PAGE, \
+                    answer.text[:300]
+                return answer
+
+            starts = iter(range(10**6))
+
+            def create() -> requests.Response:
+                start = datetime(2030, 1, 1, 9, tzinfo=UTC) + timedelta(hours=next(starts))
+                answer = api.post(f"{base}/entries", timeout=30, json={
+                    "type": "Bench", "title": "Bench call", "organizer": USER,
+                    "start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat()})
+                assert answer.status_code == 201, answer.text[:300]
+                return answer
+
+            dav = CalDAVClient(calendar_url, target.credentials)
+            names = sorted(e.href for e in random.Random(size).sample(events, PAGE))
+            fresh = calgen.new_events(7, runs + 1)
+            results = {
+                "page": timed(page, runs),
+                "create": timed(create, runs),
+                "multiget": timed(lambda: (dav.multiget(names), None)[1], runs),
+                "put": timed(lambda: (dav.put(*(lambda e: (e.href, e.text))(next(fresh))),
+                                      None)[1], runs),
+            }
+            dav.close()
+            api.close()
+            for key, label in ROWS:
+                log(f"  {size}: {label}: median {results[key]:.1f} ms")
+            return results
+        finally:
+            target.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--gateway-db", default=None,
+                        help="a PostgreSQL server URL (default: SQLite in a scratch folder)")
+    args = parser.parse_args(argv)
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    results = {size: measure(size, args.runs, args.gateway_db) for size in sizes}
+    small, large = sizes[0], sizes[-1]
+    print(f"| operation | {' | '.join(f'{s} entries, p50 ms' for s in sizes)} "
+          f"| ratio {large}/{small} |")
+    print("|---|" + "---|" * (len(sizes) + 1))
+    for key, label in ROWS:
+        ratio = results[large][key] / results[small][key]
+        cells = " | ".join(f"{results[s][key]:.1f}" for s in sizes)
+        print(f"| {label} | {cells} | {ratio:.2f} |")
+    met = True
+    for key in ("page", "create"):
+        ratio = results[large][key] / results[small][key]
+        ok = ratio <= MAX_SCALING
+        met &= ok
+        print(f"- {key}: {large}/{small} = {ratio:.2f} (target <= {MAX_SCALING}): "
+              f"{'met' if ok else 'MISSED'}")
+    fast = results[large]["page"] <= MAX_PAGE_MS
+    met &= fast
+    print(f"- page p50 at {large}: {results[large]['page']:.1f} ms (target < {MAX_PAGE_MS} "
+          f"ms): {'met' if fast else 'MISSED'}")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
