@@ -578,6 +578,9 @@ class ApiIdempotency(Base):
 
 # Keyset pages of the API: each list is an index range scan from the cursor on.
 Index("ix_diary_entries_owner_page", DiaryEntry.owner_user_id, DiaryEntry.id)
+# A PUT looks for the owner's deleted entry of a UID (the partial unique index holds only live
+# ones): without this, that lookup scans every entry of the owner.
+Index("ix_diary_entries_owner_uid_any", DiaryEntry.owner_user_id, DiaryEntry.uid)
 Index("ix_activity_links_user_page", ActivityLink.user_id, ActivityLink.activity_id)
 Index("ix_activity_links_contact_page", ActivityLink.contact_id, ActivityLink.activity_id)
 Index("ix_activity_links_account_page", ActivityLink.account_id, ActivityLink.activity_id)

@@ -16,6 +16,7 @@ depends_on = None
 
 PAGE_INDEXES = (
     ("ix_diary_entries_owner_page", "diary_entries", ["owner_user_id", "id"]),
+    ("ix_diary_entries_owner_uid_any", "diary_entries", ["owner_user_id", "uid"]),
     ("ix_activity_links_user_page", "activity_links", ["user_id", "activity_id"]),
     ("ix_activity_links_contact_page", "activity_links", ["contact_id", "activity_id"]),
     ("ix_activity_links_account_page", "activity_links", ["account_id", "activity_id"]),
