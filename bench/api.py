@@ -4,10 +4,11 @@ the same operations through CalDAV in the same run.
     .venv/bin/python -m bench.api [--sizes 10000,100000] [--runs 30]
     .venv/bin/python -m bench.api --gateway-db postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-For each size the calendar of bench/calgen.py is loaded into a scratch gateway
+The smallest size's calendar (bench/calgen.py) is loaded into a scratch gateway
 (bench/gateway_target.py: the real service path of a client PUT), ``serve --only http`` runs
-it, and an admin API token is issued in its database. Timed over real HTTP with a keep-alive
-``requests.Session``, median of ``--runs``:
+it, and an admin API token is issued in its database; for each larger size the entries are
+copied in SQL (bench/api_clone.py) while the same server runs. Timed over real HTTP with a
+keep-alive ``requests.Session``, median of ``--runs``:
 
 - ``GET /api/v1/entries?owner=bench&limit=50`` from a cursor in the middle of the table (a
   deep page: what OFFSET would make O(table));
@@ -40,6 +41,7 @@ import requests
 from sqlalchemy import func, select
 
 from bench import calgen
+from bench.api_clone import grow
 from bench.gateway_target import USER, GatewayTarget
 from bench.requests_caldav import CalDAVClient
 from gateway import api_tokens
@@ -75,56 +77,84 @@ def cursor_after(entry_id: int) -> str:
     return base64.urlsafe_b64encode(f"k{entry_id}".encode()).decode()
 
 
-def measure(size: int, runs: int, database: str | None) -> dict[str, float]:
-    events = calgen.generate(size)
+def measure_all(sizes: list[int], runs: int, database: str | None) -> dict[int, dict[str, float]]:
+    """Load the smallest size for real, measure, grow the calendar in SQL to each larger
+    size (a multiple of the smallest) and measure again, on the same running server."""
+    base = sizes[0]
+    events = calgen.generate(base)
+    results: dict[int, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-api-") as scratch:
         target = GatewayTarget(Path(scratch), database)
         try:
-            log(f"{size} events: loading")
+            log(f"{base} events: loading through the PUT path")
             calendar_url = target.start(events)
             store = Store(target.database_url)
             with store.transaction() as session:
-                token = api_tokens.create_token(session, f"bench-{size}").token
-                middle = session.scalar(select(func.min(DiaryEntry.id) + size // 2))
+                token = api_tokens.create_token(session, "bench").token
+            have = base
+            for size in sizes:
+                if size != have:
+                    log(f"growing to {size} entries (copies in SQL)")
+                    with store.reading() as session:
+                        have = int(session.scalar(select(func.count()).select_from(DiaryEntry))
+                                   or 0)
+                    grow(store, max(1, round(size / have)))
+                    have = size
+                results[size] = measure(store, calendar_url, token, target, events, runs, size)
             store.dispose()
-            base = calendar_url.split(f"/{USER}/")[0] + "/api/v1"
-            api = requests.Session()
-            api.headers["Authorization"] = f"Bearer {token}"
-            page_url = f"{base}/entries?owner={USER}&limit={PAGE}&cursor={cursor_after(middle)}"
-
-            def page() -> requests.Response:
-                answer = api.get(page_url, timeout=30)
-                assert answer.status_code == 200 and len(answer.json()["items"]) == PAGE, \
-                    answer.text[:300]
-                return answer
-
-            starts = iter(range(10**6))
-
-            def create() -> requests.Response:
-                start = datetime(2030, 1, 1, 9, tzinfo=UTC) + timedelta(hours=next(starts))
-                answer = api.post(f"{base}/entries", timeout=30, json={
-                    "type": "Bench", "title": "Bench call", "organizer": USER,
-                    "start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat()})
-                assert answer.status_code == 201, answer.text[:300]
-                return answer
-
-            dav = CalDAVClient(calendar_url, target.credentials)
-            names = sorted(e.href for e in random.Random(size).sample(events, PAGE))
-            fresh = calgen.new_events(7, runs + 1)
-            results = {
-                "page": timed(page, runs),
-                "create": timed(create, runs),
-                "multiget": timed(lambda: (dav.multiget(names), None)[1], runs),
-                "put": timed(lambda: (dav.put(*(lambda e: (e.href, e.text))(next(fresh))),
-                                      None)[1], runs),
-            }
-            dav.close()
-            api.close()
-            for key, label in ROWS:
-                log(f"  {size}: {label}: median {results[key]:.1f} ms")
             return results
         finally:
             target.stop()
+
+
+def measure(store: Store, calendar_url: str, token: str, target: GatewayTarget,
+            events: list[calgen.CalEvent], runs: int, size: int) -> dict[str, float]:
+    with store.reading() as session:
+        ids = select(DiaryEntry.id).where(DiaryEntry.deleted_at.is_(None)).order_by(
+            DiaryEntry.id)
+        total = int(session.scalar(select(func.count()).select_from(ids.subquery())) or 0)
+        middle = int(session.scalar(ids.offset(total // 2).limit(1)) or 0)
+    log(f"{size}: {total} live entries; the timed page starts after entry {middle}")
+    base = calendar_url.split(f"/{USER}/")[0] + "/api/v1"
+    api = requests.Session()
+    api.headers["Authorization"] = f"Bearer {token}"
+    page_url = f"{base}/entries?owner={USER}&limit={PAGE}&cursor={cursor_after(middle)}"
+
+    def page() -> requests.Response:
+        answer = api.get(page_url, timeout=30)
+        assert answer.status_code == 200 and len(answer.json()["items"]) == PAGE, \
+            answer.text[:300]
+        return answer
+
+    starts = iter(range(size * 10, size * 10 + 10**6))
+
+    def create() -> requests.Response:
+        start = datetime(2030, 1, 1, 9, tzinfo=UTC) + timedelta(hours=next(starts))
+        answer = api.post(f"{base}/entries", timeout=30, json={
+            "type": "Bench", "title": "Bench call", "organizer": USER,
+            "start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat()})
+        assert answer.status_code == 201, answer.text[:300]
+        return answer
+
+    dav = CalDAVClient(calendar_url, target.credentials)
+    names = sorted(e.href for e in random.Random(size).sample(events, PAGE))
+    fresh = calgen.new_events(size, runs + 1)
+
+    def put() -> None:
+        event = next(fresh)
+        dav.put(event.href, event.text)
+
+    results = {
+        "page": timed(page, runs),
+        "create": timed(create, runs),
+        "multiget": timed(lambda: (dav.multiget(names), None)[1], runs),
+        "put": timed(put, runs),
+    }
+    dav.close()
+    api.close()
+    for key, label in ROWS:
+        log(f"  {size}: {label}: median {results[key]:.1f} ms")
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="a PostgreSQL server URL (default: SQLite in a scratch folder)")
     args = parser.parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(","))
-    results = {size: measure(size, args.runs, args.gateway_db) for size in sizes}
+    results = measure_all(sizes, args.runs, args.gateway_db)
     small, large = sizes[0], sizes[-1]
     print(f"| operation | {' | '.join(f'{s} entries, p50 ms' for s in sizes)} "
           f"| ratio {large}/{small} |")
