@@ -5,92 +5,29 @@ so a request the database would refuse is a 422 naming the field instead.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime
 from typing import Annotated, Generic, Literal, TypeVar
 
-from pydantic import (
-    AfterValidator,
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    field_validator,
+from pydantic import BaseModel, Field, StringConstraints
+
+from gateway.web.api.fields import (
+    Clean,
+    Domain,
+    Email,
+    Label,
+    LongText,
+    Moment,
+    Name,
+    PageQuery,
+    Request,
+    RequiredName,
+    Short,
+    Title,
+    TypeName,
+    Username,
 )
 
 T = TypeVar("T")
-
-
-def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("may not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("is not valid Unicode (a lone surrogate)") from None
-    return value
-
-
-def _sane_year(value: datetime) -> datetime:
-    if not 1900 <= value.year <= 2200:
-        raise ValueError("must be between the years 1900 and 2200")
-    return value
-
-
-_Clean = AfterValidator(_no_nul)
-Short = Annotated[str, StringConstraints(min_length=1, max_length=64), _Clean]  # usernames
-Label = Annotated[str, StringConstraints(max_length=100), _Clean]
-TypeName = Annotated[str, StringConstraints(min_length=1, max_length=100), _Clean]
-Name = Annotated[str, StringConstraints(max_length=200), _Clean]
-RequiredName = Annotated[str, StringConstraints(min_length=1, max_length=200), _Clean]
-Domain = Annotated[str, StringConstraints(min_length=1, max_length=253), _Clean]
-Email = Annotated[str, StringConstraints(min_length=3, max_length=320), _Clean]
-Title = Annotated[str, StringConstraints(min_length=1, max_length=500), _Clean]
-LongText = Annotated[str, StringConstraints(max_length=10000), _Clean]
-Moment = Annotated[AwareDatetime, AfterValidator(_sane_year)]
-Username = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
-Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
-
-
-class Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Query(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class PageQuery(Query):
-    limit: int = Field(50, ge=1, le=200, description="items per page")
-    cursor: str | None = Field(None, max_length=40,
-                               description="next_cursor of the previous page")
-
-    @field_validator("cursor")
-    @classmethod
-    def _decodes(cls, value: str | None) -> str | None:
-        if value is not None:
-            decode_cursor(value)
-        return value
-
-    @property
-    def after(self) -> int | None:
-        return None if self.cursor is None else decode_cursor(self.cursor)
-
-
-def encode_cursor(after: int | None) -> str | None:
-    return None if after is None else base64.urlsafe_b64encode(f"k{after}".encode()).decode()
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        text = base64.urlsafe_b64decode(cursor.encode("ascii")).decode("ascii")
-    except (binascii.Error, UnicodeError, ValueError):
-        raise ValueError("is not a cursor this API gave out") from None
-    if not text.startswith("k") or not text[1:].isdigit() or len(text) > 12:
-        raise ValueError("is not a cursor this API gave out")
-    return int(text[1:])
 
 
 class Page(BaseModel, Generic[T]):
@@ -391,13 +328,13 @@ class HealthOut(BaseModel):
 class MailAccountSet(Request):
     provider: Literal["gmail", "outlook", "exchange", "yahoo", "icloud"] | None = Field(
         None, description="a preset of host, port and TLS; explicit values win")
-    host: Annotated[str, StringConstraints(min_length=1, max_length=253), _Clean] | None = None
+    host: Annotated[str, StringConstraints(min_length=1, max_length=253), Clean] | None = None
     port: int | None = Field(None, ge=1, le=65535)
     tls: Literal["ssl", "starttls", "none"] | None = None
     login: Email
-    password: Annotated[str, StringConstraints(min_length=1, max_length=1000), _Clean] = \
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1000), Clean] = \
         Field(description="stored encrypted; never returned")
-    folders: list[Annotated[str, StringConstraints(min_length=1, max_length=255), _Clean]] \
+    folders: list[Annotated[str, StringConstraints(min_length=1, max_length=255), Clean]] \
         | None = Field(None, max_length=20)
 
 

@@ -16,6 +16,7 @@ from gateway.activity_queries import (
 )
 from gateway.errors import NotFound
 from gateway.models import Activity, InboundMessage
+from gateway.web.api.fields import encode_cursor
 from gateway.web.api.models import (
     ActivityLinksOut,
     ActivityOut,
@@ -24,7 +25,6 @@ from gateway.web.api.models import (
     InboundOut,
     InboundQuery,
     Page,
-    encode_cursor,
 )
 from gateway.web.api.routing import Call, Reply, entity_path, route
 

@@ -13,6 +13,7 @@ from gateway.contacts import (
 from gateway.diary_types import create_type, get_type_by_id, page_types, update_type
 from gateway.models import Account, Contact, DiaryType
 from gateway.publication import publish_type
+from gateway.web.api.fields import encode_cursor
 from gateway.web.api.models import (
     AccountCreate,
     AccountOut,
@@ -24,7 +25,6 @@ from gateway.web.api.models import (
     DiaryTypePatch,
     Page,
     PageQuery,
-    encode_cursor,
 )
 from gateway.web.api.routing import Call, Reply, entity_path, route
 

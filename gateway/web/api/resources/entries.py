@@ -24,6 +24,7 @@ from gateway.entries import (
 from gateway.errors import ReadOnly
 from gateway.models import DiaryEntry
 from gateway.preconditions import Precondition
+from gateway.web.api.fields import encode_cursor
 from gateway.web.api.models import (
     EntryCreate,
     EntryOut,
@@ -31,7 +32,6 @@ from gateway.web.api.models import (
     EntryQuery,
     Page,
     ParticipantOut,
-    encode_cursor,
 )
 from gateway.web.api.routing import Call, Reply, entity_path, route
 

@@ -10,6 +10,7 @@ from gateway.errors import Conflict, Invalid
 from gateway.models import AppPassword, User
 from gateway.publication import publish_user
 from gateway.users import UserChanges, create_user, get_user, page_users, update_user
+from gateway.web.api.fields import encode_cursor
 from gateway.web.api.models import (
     AppPasswordCreate,
     AppPasswordIssued,
@@ -20,7 +21,6 @@ from gateway.web.api.models import (
     UserCreate,
     UserOut,
     UserPatch,
-    encode_cursor,
 )
 from gateway.web.api.problems import Problem
 from gateway.web.api.routing import Call, Reply, entity_path, route
