@@ -19,6 +19,13 @@ def test_no_token_is_401_with_a_challenge(api: Api) -> None:
     assert answer.headers["WWW-Authenticate"].startswith("Bearer")
 
 
+def test_who_asks_is_checked_before_what_they_send(api: Api, reader: Api) -> None:
+    bad = {"username": "Not Valid"}
+    problem(requests.post(api.base + "/users", json=bad, timeout=30), 401, "unauthenticated")
+    problem(reader.post("/users", bad), 403, "forbidden")
+    problem(api.post("/users", bad), 422, "validation")
+
+
 def test_a_wrong_token_and_an_app_password_are_401(api_gateway: Gateway, api: Api) -> None:
     problem(api.get("/users", token="cgw_aaaaaaaaaaaa_" + "b" * 43), 401, "unauthenticated")
     rep = new_rep(api_gateway.store)

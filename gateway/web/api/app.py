@@ -82,18 +82,20 @@ class ApiApp:
         for value in params.values():
             if isinstance(value, str) and (len(value) > PATH_TEXT_LIMIT or "\x00" in value):
                 raise Problem("not-found", f"no resource at {request.path}")
-        query = _validate(route.query, request.args.to_dict(), "query")
-        body = _body(route, request)
+        # Who asks comes first: a stranger learns nothing from validation errors.
         if route.method == "GET":
             with self.store.reading() as session:
                 bearer = self._authenticate(session, request)
-                return self._run(route, Call(session, params, query, body, bearer,
+                query = _validate(route.query, request.args.to_dict(), "query")
+                return self._run(route, Call(session, params, query, None, bearer,
                                              request.headers, self.config, self.store))
         with self.store.reading() as session:
             bearer = self._authenticate(session, request)
         if not bearer.may_write:
             raise Problem("forbidden", f"token {bearer.name!r} has the read scope: "
                                        f"it may only GET ({request.method} needs admin)")
+        query = _validate(route.query, request.args.to_dict(), "query")
+        body = _body(route, request)
         if not route.transaction:
             with self.store.reading() as session:
                 return self._run(route, Call(session, params, query, body, bearer,
