@@ -6,6 +6,7 @@ Read-only by design: activities are immutable, so there is nothing here to chang
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -13,7 +14,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from gateway.blobs import get_blob
 from gateway.contacts import find_contact
-from gateway.errors import NotFound
+from gateway.errors import Invalid, NotFound
+from gateway.keyset import Page, page
 from gateway.models import (
     Account,
     Activity,
@@ -51,6 +53,56 @@ def list_activities(
             select(ActivityLink.activity_id).where(ActivityLink.contact_id == contact.id)
         ))
     return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class ActivityFilter:
+    """At most one link target, and a window on the message's date (``sent_at``)."""
+
+    username: str | None = None
+    contact_id: int | None = None
+    account_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def page_activities(session: Session, wanted: ActivityFilter, *, limit: int,
+                    after: int | None) -> Page[Activity]:
+    """Activities by id, linked to the one user, contact or account asked for; O(page):
+    the link index ``(target, activity_id)`` is scanned from the cursor on."""
+    targets = [t for t in (wanted.username, wanted.contact_id, wanted.account_id)
+               if t is not None]
+    if len(targets) > 1:
+        raise Invalid("filter by one of user, contact or account, not several")
+    query = select(Activity).options(selectinload(Activity.attachments))
+    key = Activity.id
+    if targets:
+        if wanted.username is not None:
+            column, target = ActivityLink.user_id, get_user(session, wanted.username).id
+        elif wanted.contact_id is not None:
+            column, target = ActivityLink.contact_id, _contact_id(session, wanted.contact_id)
+        else:
+            column, target = ActivityLink.account_id, _account_id(session, wanted.account_id)
+        query = query.join(ActivityLink, ActivityLink.activity_id == Activity.id).where(
+            column == target)
+        key = ActivityLink.activity_id
+    if wanted.since is not None:
+        query = query.where(Activity.sent_at >= wanted.since)
+    if wanted.until is not None:
+        query = query.where(Activity.sent_at < wanted.until)
+    return page(session, query, key, limit, after)
+
+
+def _contact_id(session: Session, contact_id: int) -> int:
+    if session.get(Contact, contact_id) is None:
+        raise NotFound(f"no contact {contact_id}")
+    return contact_id
+
+
+def _account_id(session: Session, account_id: int | None) -> int:
+    if account_id is None or session.get(Account, account_id) is None:
+        raise NotFound(f"no account {account_id}")
+    return account_id
 
 
 def get_activity(session: Session, activity_id: int) -> Activity:

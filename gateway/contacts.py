@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from gateway.errors import Conflict, Invalid, NotFound
+from gateway.keyset import Page, page
 from gateway.models import Account, AccountDomain, Contact, ContactEmail
 from gateway.users import normalise_email
 from gateway.webhook_payloads import contact_made
@@ -77,3 +78,33 @@ def create_contact(
     session.flush()
     contact_made(session, contact, address, "crm")
     return contact
+
+
+def get_account_by_id(session: Session, account_id: int) -> Account:
+    account = session.get(Account, account_id)
+    if account is None:
+        raise NotFound(f"no account {account_id}")
+    return account
+
+
+def get_contact(session: Session, contact_id: int) -> Contact:
+    contact = session.get(Contact, contact_id)
+    if contact is None:
+        raise NotFound(f"no contact {contact_id}")
+    return contact
+
+
+def page_accounts(session: Session, *, limit: int, after: int | None) -> Page[Account]:
+    """Accounts by id with their domains, O(page)."""
+    query = select(Account).options(selectinload(Account.domains))
+    return page(session, query, Account.id, limit, after)
+
+
+def page_contacts(session: Session, *, account_id: int | None, limit: int,
+                  after: int | None) -> Page[Contact]:
+    """Contacts by id, optionally of one account, with emails and account; O(page)."""
+    query = select(Contact).options(selectinload(Contact.emails),
+                                    selectinload(Contact.account))
+    if account_id is not None:
+        query = query.where(Contact.account_id == get_account_by_id(session, account_id).id)
+    return page(session, query, Contact.id, limit, after)

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.errors import Conflict, Invalid, NotFound
+from gateway.keyset import Page, page
 from gateway.models import DiaryType
 
 COLOR_RE = re.compile(r"#[0-9A-Fa-f]{6}")
@@ -96,3 +97,15 @@ def update_type(
 
 def list_types(session: Session) -> list[DiaryType]:
     return list(session.scalars(select(DiaryType).order_by(DiaryType.name)))
+
+
+def get_type_by_id(session: Session, type_id: int) -> DiaryType:
+    diary_type = session.get(DiaryType, type_id)
+    if diary_type is None:
+        raise NotFound(f"no diary type {type_id}")
+    return diary_type
+
+
+def page_types(session: Session, *, limit: int, after: int | None) -> Page[DiaryType]:
+    """Diary types by id, O(page)."""
+    return page(session, select(DiaryType), DiaryType.id, limit, after)

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer, joinedload, selectinload
 
 from gateway.clock import utcnow
 from gateway.contacts import find_contact
@@ -33,6 +33,7 @@ from gateway.ical import (
     patch_event,
     render_event,
 )
+from gateway.keyset import Page, page
 from gateway.models import DiaryEntry, EntryParticipant, User
 from gateway.publication import publish_entry
 from gateway.users import get_user, normalise_email
@@ -258,6 +259,18 @@ def list_entries(session: Session, username: str | None = None) -> list[DiaryEnt
             ),
         ))
     return list(session.scalars(query.order_by(DiaryEntry.start_utc, DiaryEntry.id)))
+
+
+def page_entries(session: Session, *, owner: str | None, limit: int,
+                 after: int | None) -> Page[DiaryEntry]:
+    """Live entries by id, optionally those ``owner`` (a username) organises; O(page)."""
+    # The stored iCalendar is most of a row and no list shows it.
+    query = select(DiaryEntry).where(DiaryEntry.deleted_at.is_(None)).options(
+        defer(DiaryEntry.ical), selectinload(DiaryEntry.participants),
+        joinedload(DiaryEntry.type), joinedload(DiaryEntry.organizer))
+    if owner is not None:
+        query = query.where(DiaryEntry.owner_user_id == get_user(session, owner).id)
+    return page(session, query, DiaryEntry.id, limit, after)
 
 
 def all_day_bounds(first: datetime, last: datetime) -> tuple[datetime, datetime]:

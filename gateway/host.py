@@ -108,6 +108,8 @@ def run(config: Config, store: Store, roles: list[str]) -> int:
 
     def start_all() -> None:
         try:
+            if "http" in roles:
+                _provide_mail_probe(reactor, config, store)
             for name in roles:
                 stops.append(load_role(name)(config, store))
                 log.info("role %s started", name)
@@ -167,6 +169,24 @@ def run(config: Config, store: Store, roles: list[str]) -> int:
     log.info("stopped")
     _exit_if_stuck(0)
     return 0
+
+
+def _provide_mail_probe(reactor: Any, config: Config, store: Store) -> None:
+    """Let the HTTP role's API test mailboxes: the IMAP edge's test, run on this reactor
+    from the API's worker thread."""
+    from twisted.internet import defer, threads
+
+    from bcc_ingest.imap import test_account
+    from gateway import mail_probe
+
+    def probe(account_id: int) -> Any:
+        def run() -> Any:
+            return defer.Deferred.fromCoroutine(test_account(reactor, config, store,
+                                                             account_id))
+
+        return threads.blockingCallFromThread(reactor, run)
+
+    mail_probe.provide(probe)
 
 
 def _log_stop_failures(results: list[tuple[bool, Any]]) -> None:

@@ -17,13 +17,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, defer
 
 from gateway.activities import LINKED, LOGGED, LogOutcome
 from gateway.clock import utcnow
 from gateway.db import Store
 from gateway.errors import Conflict, NotFound
+from gateway.keyset import Page, page
 from gateway.models import InboundMessage
 from gateway.webhook_payloads import inbound_failed
 
@@ -158,6 +159,24 @@ def list_messages(session: Session, status: str | None = None) -> list[InboundMe
     if status is not None:
         query = query.where(InboundMessage.status == status)
     return list(session.scalars(query))
+
+
+def page_messages(session: Session, *, status: str | None, limit: int,
+                  after: int | None) -> Page[InboundMessage]:
+    """Queue rows by id, optionally of one status, without their raw bytes; O(page)."""
+    query = select(InboundMessage).options(defer(InboundMessage.raw))
+    if status is not None:
+        query = query.where(InboundMessage.status == status)
+    return page(session, query, InboundMessage.id, limit, after)
+
+
+def queue_depth(session: Session) -> dict[str, int]:
+    """How many messages wait (queued) and how many are parked (failed)."""
+    counts = dict(session.execute(
+        select(InboundMessage.status, func.count()).where(
+            InboundMessage.status.in_((QUEUED, FAILED))).group_by(InboundMessage.status)
+    ).tuples().all())
+    return {QUEUED: int(counts.get(QUEUED, 0)), FAILED: int(counts.get(FAILED, 0))}
 
 
 def get_message(session: Session, message_id: int) -> InboundMessage:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from gateway.clock import utcnow
@@ -235,3 +236,23 @@ def describe(session: Session, user: User, account: MailAccount) -> dict[str, An
             for c in folder_cursors(session, account)
         ],
     }
+
+
+@dataclass(frozen=True)
+class PollerFacts:
+    accounts: int  # polled (not paused)
+    failing: int  # of those, failed their last poll
+    lag_seconds: float | None  # since the stalest account's last success (or creation)
+
+
+def poller_facts(session: Session, now: datetime) -> PollerFacts:
+    """How far behind the poller is, over every mailbox still polled: one aggregate query."""
+    since = func.coalesce(MailAccount.last_success_at, MailAccount.created_at)
+    count, failing, oldest = session.execute(
+        select(func.count(), func.count().filter(MailAccount.consecutive_failures > 0),
+               func.min(since)).where(MailAccount.paused.is_(False))
+    ).one()
+    if oldest is not None and oldest.tzinfo is None:  # SQLite: an aggregate loses the type
+        oldest = datetime.fromisoformat(str(oldest)).replace(tzinfo=UTC)
+    lag = None if oldest is None else max(0.0, (now - oldest).total_seconds())
+    return PollerFacts(int(count), int(failing or 0), lag)

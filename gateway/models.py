@@ -608,3 +608,50 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# --- the JSON API ---------------------------------------------------------------------------
+
+
+class ApiToken(Base):
+    """A bearer token of the JSON API: SHA-256 of the secret, found by its clear ``lookup``."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (CheckConstraint("scope IN ('admin', 'read')", name="scope"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    lookup: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ApiIdempotency(Base):
+    """The first answer to a POST with an ``Idempotency-Key``, written with what it created."""
+
+    __tablename__ = "api_idempotency"
+    __table_args__ = (UniqueConstraint("token_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))  # SHA-256 of method, path and body
+    status: Mapped[int] = mapped_column(Integer)
+    headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# Keyset pages of the API: each list is an index range scan from the cursor on.
+Index("ix_diary_entries_owner_page", DiaryEntry.owner_user_id, DiaryEntry.id)
+# A PUT looks for the owner's deleted entry of a UID (the partial unique index holds only live
+# ones): without this, that lookup scans every entry of the owner.
+Index("ix_diary_entries_owner_uid_any", DiaryEntry.owner_user_id, DiaryEntry.uid)
+Index("ix_activity_links_user_page", ActivityLink.user_id, ActivityLink.activity_id)
+Index("ix_activity_links_contact_page", ActivityLink.contact_id, ActivityLink.activity_id)
+Index("ix_activity_links_account_page", ActivityLink.account_id, ActivityLink.activity_id)
+Index("ix_inbound_messages_status_page", InboundMessage.status, InboundMessage.id)
+Index("ix_contacts_account_page", Contact.account_id, Contact.id)

@@ -83,3 +83,9 @@ def update_profile(session: Session, user: User | None, changes: ProfileChanges)
         if value is not None:
             setattr(row, name, value)
     session.flush()
+
+
+def overridden_fields(session: Session, user_id: int) -> tuple[str, ...]:
+    """The fields the user's own profile sets; every other one is inherited."""
+    row = _user_row(session, user_id)
+    return tuple(name for name in _FIELDS if row is not None and getattr(row, name) is not None)

@@ -6,10 +6,11 @@ import re
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from gateway.bcc_addresses import new_bcc_token
 from gateway.errors import Conflict, Invalid, NotFound
+from gateway.keyset import Page, page
 from gateway.models import User
 
 USERNAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
@@ -113,3 +114,9 @@ def update_user(session: Session, user: User, changes: UserChanges) -> bool:
 
 def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.username)))
+
+
+def page_users(session: Session, *, limit: int, after: int | None) -> Page[User]:
+    """Users by id, O(page)."""
+    return page(session, select(User).options(selectinload(User.app_passwords)), User.id,
+                limit, after)

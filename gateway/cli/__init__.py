@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from gateway.cli import (
     accounts,
     activities,
+    api_tokens,
     base,
     db,
     demo,
@@ -33,7 +34,8 @@ from gateway.config import ConfigError, load
 from gateway.db import StoreError
 from gateway.errors import DomainError
 
-GROUPS = (serve, db, demo, users, diary, accounts, sync, activities, inbound, mail, webhooks)
+GROUPS = (serve, db, demo, users, diary, accounts, sync, activities, inbound, mail, webhooks,
+          api_tokens)
 
 
 class Parser(argparse.ArgumentParser):

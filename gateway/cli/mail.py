@@ -36,6 +36,7 @@ from gateway.mail_accounts import (
     resume_account,
     set_account,
 )
+from gateway.mail_probe import record_outcome
 from gateway.secrets import SecretBox
 from gateway.users import get_user
 
@@ -117,12 +118,7 @@ def _test(context: Context, username: str) -> tuple[CheckResult, bool]:
         account_id = get_account(session, get_user(session, username)).id
     config, store = context.config, context.store
     result = _run_reactor(lambda reactor: test_account(reactor, config, store, account_id))
-    failed = result.failed
-    if failed is not None and result.auth_failed:
-        with context.store.transaction() as session:
-            pause_account(session, get_user(session, username),
-                          f"{failed.name} failed: {failed.detail}")
-    return result, result.auth_failed
+    return result, record_outcome(store, username, result).paused
 
 
 def _finish_test(context: Context, command: str, username: str, data: dict[str, Any],

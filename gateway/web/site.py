@@ -25,6 +25,7 @@ from twisted.web.wsgi import WSGIResource
 from gateway.config import Config
 from gateway.db import Store, shared_store
 from gateway.web import outage
+from gateway.web.api import ApiApp
 from gateway.web.middleware import GatewayMiddleware
 from gateway.web.xml_guard import XmlLimits
 
@@ -124,17 +125,22 @@ class Health(resource.Resource):
 
 
 class Root(resource.Resource):
-    """``/healthz`` here; every other path goes to Radicale whole."""
+    """``/healthz`` and the JSON API (``/api/v1/...``) here; every other path goes to
+    Radicale whole."""
 
-    def __init__(self, dav: WSGIResource, health: Health):
+    def __init__(self, dav: WSGIResource, health: Health, api: WSGIResource | None = None):
         super().__init__()
-        self.dav, self.health = dav, health
+        self.dav, self.health, self.api = dav, health, api
 
     def getChild(self, path: bytes, request: server.Request) -> Any:
         if path == b"healthz" and not request.postpath:
             return self.health
-        # Hand Radicale the full path: undo the segment Twisted consumed.
         assert request.prepath is not None and request.postpath is not None
+        if path == b"api" and self.api is not None and request.postpath[:1] == [b"v1"]:
+            # The API app sees SCRIPT_NAME /api/v1 and routes on the rest.
+            request.prepath.append(request.postpath.pop(0))
+            return self.api
+        # Hand Radicale the full path: undo the segment Twisted consumed.
         request.postpath.insert(0, request.prepath.pop())
         return self.dav
 
@@ -157,7 +163,8 @@ def dav_app(config: Config, store: Store) -> GatewayMiddleware:
 def build_site(config: Config, store: Store, reactor: Any) -> tuple[server.Site, ThreadPool]:
     pool = ThreadPool(minthreads=2, maxthreads=config.get("http", "threads"), name="caldav")
     dav = WSGIResource(reactor, pool, dav_app(config, store))
-    site = server.Site(Root(dav, Health(store, pool, reactor)), timeout=120)
+    api = WSGIResource(reactor, pool, ApiApp(store, config))
+    site = server.Site(Root(dav, Health(store, pool, reactor), api), timeout=120)
     site.requestFactory = CappedRequest
     site.max_body_bytes = config.get("http", "max_body_bytes")  # type: ignore[attr-defined]
     site.displayTracebacks = False

@@ -1,0 +1,373 @@
+"""The API's request and response models (pydantic v2): they validate requests and, through
+their JSON schemas, are the OpenAPI document's components. Field limits match the columns,
+so a request the database would refuse is a 422 naming the field instead.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from gateway.web.api.fields import (
+    Clean,
+    Domain,
+    Email,
+    Label,
+    LongText,
+    Moment,
+    Name,
+    PageQuery,
+    Request,
+    RequiredName,
+    Short,
+    Title,
+    TypeName,
+    Username,
+)
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; "
+                                                "null on the last page")
+
+
+class ProblemDetails(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] | None = None
+
+
+class FieldError(BaseModel):
+    loc: list[str | int]
+    msg: str
+
+
+# --- users ----------------------------------------------------------------------------------
+
+
+class UserOut(BaseModel):
+    id: int
+    username: str
+    email: str
+    name: str
+    admin: bool
+    email_sync: bool
+    diary_sync: bool
+    created_at: datetime
+
+
+class UserCreate(Request):
+    username: Username
+    email: Email
+    name: Name = ""
+    admin: bool = False
+
+
+class UserPatch(Request):
+    email: Email | None = None
+    name: Name | None = None
+    email_sync: bool | None = None
+    diary_sync: bool | None = None
+
+
+class AppPasswordOut(BaseModel):
+    id: int
+    label: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class AppPasswordCreate(Request):
+    label: Label = ""
+
+
+class AppPasswordIssued(BaseModel):
+    id: int
+    label: str
+    password: str = Field(description="shown only in this answer")
+
+
+class BccAddressOut(BaseModel):
+    username: str
+    address: str
+
+
+# --- diary types, accounts, contacts --------------------------------------------------------
+
+
+class DiaryTypeOut(BaseModel):
+    id: int
+    name: str
+    slug: str
+    color: str
+    syncable: bool
+
+
+Color = Annotated[str, StringConstraints(pattern=r"^#[0-9A-Fa-f]{6}$")]
+
+
+class DiaryTypeCreate(Request):
+    name: TypeName
+    color: Color = "#3A87AD"
+    syncable: bool = True
+
+
+class DiaryTypePatch(Request):
+    name: TypeName | None = None
+    color: Color | None = None
+    syncable: bool | None = None
+
+
+class AccountOut(BaseModel):
+    id: int
+    name: str
+    domains: list[str]
+    created_at: datetime
+
+
+class AccountCreate(Request):
+    name: RequiredName
+    domains: list[Domain] = Field(default_factory=list, max_length=50)
+
+
+class ContactQuery(PageQuery):
+    account_id: int | None = Field(None, ge=1, le=2**31 - 1)
+
+
+class ContactOut(BaseModel):
+    id: int
+    name: str
+    emails: list[str]
+    account_id: int | None
+    account: str | None = Field(description="the account's name")
+    created_at: datetime
+
+
+class ContactCreate(Request):
+    email: Email
+    name: Name = ""
+    account_id: int | None = Field(None, ge=1, le=2**31 - 1,
+                                   description="default: the account of the email's domain")
+
+
+# --- entries --------------------------------------------------------------------------------
+
+
+class EntryQuery(PageQuery):
+    owner: Short | None = Field(None, description="username: entries this user organises")
+
+
+class ParticipantOut(BaseModel):
+    email: str
+    name: str | None
+    partstat: str
+    kind: Literal["user", "contact", "external"]
+
+
+class EntryOut(BaseModel):
+    id: int
+    uid: str
+    type: str
+    title: str
+    start: datetime
+    end: datetime
+    tzid: str | None
+    all_day: bool
+    rrule: str | None
+    location: str | None
+    description: str | None
+    organizer: str | None = Field(description="a username, or the email of an outside organiser")
+    origin: Literal["crm", "calendar"]
+    participants: list[ParticipantOut]
+    revision: int
+    etag: str
+    read_only: str | None = Field(description="why the CRM side may not change it; null if it may")
+
+
+class EntryCreate(Request):
+    type: TypeName
+    title: Title
+    start: Moment
+    end: Moment = Field(description="with all_day: the last day (inclusive)")
+    organizer: Short | None = Field(None, description="username; required unless automation")
+    attendees: list[Email] = Field(default_factory=list, max_length=100,
+                                          description="usernames or emails")
+    all_day: bool = False
+    rrule: Annotated[str, StringConstraints(max_length=500,
+                                            pattern=r"^FREQ=[A-Z]+(;[A-Z]+=[A-Za-z0-9,+-]+)*$")] \
+        | None = None
+    tzid: Short | None = None
+    location: LongText | None = None
+    description: LongText | None = None
+    automation: bool = False
+
+
+class EntryPatch(Request):
+    title: Title | None = None
+    start: Moment | None = None
+    end: Moment | None = None
+    type: TypeName | None = None
+
+
+# --- activities and the inbound queue -------------------------------------------------------
+
+
+class ActivityQuery(PageQuery):
+    user: Short | None = Field(None, description="username")
+    contact_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    account_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    since: Moment | None = Field(None, description="sent at or after")
+    until: Moment | None = Field(None, description="sent before")
+
+
+class AttachmentOut(BaseModel):
+    id: int
+    filename: str
+    content_type: str
+    size: int
+    inline: bool
+
+
+class ActivityLinksOut(BaseModel):
+    users: list[str]
+    contacts: list[str]
+    accounts: list[str]
+
+
+class ActivityOut(BaseModel):
+    id: int
+    message_id: str | None
+    direction: str
+    source: str
+    subject: str
+    sent_at: datetime | None
+    from_addr: str
+    to_addrs: list[str]
+    cc_addrs: list[str]
+    text_body: str | None
+    html_body: str | None
+    attachments: list[AttachmentOut]
+    links: ActivityLinksOut | None = Field(None, description="in single reads only")
+
+
+class InboundQuery(PageQuery):
+    status: Literal["queued", "done", "skipped", "failed"] | None = None
+
+
+class InboundOut(BaseModel):
+    id: int
+    source: str
+    status: str
+    received_at: datetime
+    mail_from: str
+    rcpt_tos: list[str]
+    size: int
+    attempts: int
+    next_attempt_at: datetime
+    decision: str | None = Field(description="what was decided and why")
+    last_error: str | None
+    activity_id: int | None
+    processed_at: datetime | None
+
+
+FieldError.model_rebuild()
+ProblemDetails.model_rebuild()
+
+
+# --- sync profiles and health ---------------------------------------------------------------
+
+
+class ProfileOut(BaseModel):
+    records: Literal["all", "related"]
+    direction: Literal["two_way", "crm_to_calendar", "calendar_to_crm"]
+    sync_invitees: bool
+    paused: bool
+    user: str | None = Field(description="null: the global default")
+    inherited: list[str] = Field(description="fields taken from the global default")
+
+
+class ProfilePatch(Request):
+    records: Literal["all", "related"] | None = None
+    direction: Literal["two_way", "crm_to_calendar", "calendar_to_crm"] | None = None
+    sync_invitees: bool | None = None
+    paused: bool | None = None
+
+
+class QueueDepth(BaseModel):
+    queued: int
+    failed: int
+
+
+class PollerState(BaseModel):
+    accounts: int = Field(description="mailboxes being polled (not paused)")
+    failing: int = Field(description="of those, how many failed their last poll")
+    lag_seconds: float | None = Field(description="age of the oldest last success among "
+                                                  "polled mailboxes; null if none polled")
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+    database: Literal["ok"]
+    inbound_queue: QueueDepth
+    poller: PollerState
+
+
+# --- mail accounts --------------------------------------------------------------------------
+
+
+class MailAccountSet(Request):
+    provider: Literal["gmail", "outlook", "exchange", "yahoo", "icloud"] | None = Field(
+        None, description="a preset of host, port and TLS; explicit values win")
+    host: Annotated[str, StringConstraints(min_length=1, max_length=253), Clean] | None = None
+    port: int | None = Field(None, ge=1, le=65535)
+    tls: Literal["ssl", "starttls", "none"] | None = None
+    login: Email
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1000), Clean] = \
+        Field(description="stored encrypted; never returned")
+    folders: list[Annotated[str, StringConstraints(min_length=1, max_length=255), Clean]] \
+        | None = Field(None, max_length=20)
+
+
+class FolderCursorOut(BaseModel):
+    folder: str
+    uidvalidity: int
+    last_uid: int
+
+
+class MailAccountOut(BaseModel):
+    user: str
+    host: str
+    port: int
+    tls: str
+    login: str
+    folders: list[str]
+    state: Literal["active", "paused"]
+    paused_reason: str | None
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    consecutive_failures: int
+    next_poll_at: datetime
+    cursors: list[FolderCursorOut]
+
+
+class ProbeStepOut(BaseModel):
+    name: str
+    status: Literal["ok", "failed", "skipped"]
+    detail: str
+
+
+class MailTestOut(BaseModel):
+    ok: bool
+    paused: bool = Field(description="the login was refused, so polling is paused")
+    steps: list[ProbeStepOut]

@@ -1,0 +1,135 @@
+"""``/entries``: diary entries, with ETags and If-Match on every change.
+
+The ETag ``"<id>-<revision>"`` changes with every change of the entry, from any side. If-Match
+is compared in the write's own transaction and the write is the entry's compare-and-set
+(``gateway.preconditions``), as for a CalDAV PUT: the API and a phone cannot overwrite each
+other unseen. Entries the CRM side may not change answer 409 with the reason.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from gateway.entries import (
+    EntryDraft,
+    EntryEdit,
+    all_day_bounds,
+    check_crm_writable,
+    create_entry,
+    delete_entry,
+    get_entry,
+    page_entries,
+    update_entry,
+)
+from gateway.errors import ReadOnly
+from gateway.models import DiaryEntry
+from gateway.preconditions import Precondition
+from gateway.web.api.fields import encode_cursor
+from gateway.web.api.models import (
+    EntryCreate,
+    EntryOut,
+    EntryPatch,
+    EntryQuery,
+    Page,
+    ParticipantOut,
+)
+from gateway.web.api.routing import Call, Reply, entity_path, route
+
+TAG = "entries"
+ENTRY = f"/entries/{entity_path('entry_id')}"
+
+
+def etag(entry: DiaryEntry) -> str:
+    return f'"{entry.id}-{entry.revision}"'
+
+
+def read_only_reason(entry: DiaryEntry) -> str | None:
+    try:
+        check_crm_writable(entry)
+    except ReadOnly as exc:
+        return str(exc)
+    return None
+
+
+def entry_out(entry: DiaryEntry) -> EntryOut:
+    return EntryOut(
+        id=entry.id, uid=entry.uid, type=entry.type.name, title=entry.title,
+        start=entry.start_utc, end=entry.end_utc, tzid=entry.tzid, all_day=entry.all_day,
+        rrule=entry.rrule, location=entry.location, description=entry.description,
+        organizer=entry.organizer.username if entry.organizer else entry.organizer_email,
+        origin="calendar" if entry.origin == "calendar" else "crm",
+        participants=[
+            ParticipantOut(email=p.email, name=p.name, partstat=p.partstat,
+                           kind="user" if p.user_id else "contact" if p.contact_id
+                           else "external")
+            for p in entry.participants],
+        revision=entry.revision, etag=etag(entry), read_only=read_only_reason(entry),
+    )
+
+
+def _answer(entry: DiaryEntry, status: int | None = None) -> Reply:
+    headers = {"ETag": etag(entry)}
+    if status == 201:
+        headers["Location"] = f"/api/v1/entries/{entry.id}"
+    return Reply(entry_out(entry), status=status, headers=headers)
+
+
+@route("GET", "/entries", summary="List live entries (optionally those one user organises)",
+       tag=TAG, response=Page[EntryOut], query=EntryQuery)
+def list_entries(call: Call) -> Page[EntryOut]:
+    query: EntryQuery = call.query
+    found = page_entries(call.session, owner=query.owner, limit=query.limit,
+                         after=query.after)
+    return Page[EntryOut](items=[entry_out(e) for e in found.items],
+                          next_cursor=encode_cursor(found.next_after))
+
+
+@route("POST", "/entries", summary="Create an entry (published to the calendars at once)",
+       tag=TAG, response=EntryOut, status=201, body=EntryCreate,
+       request_headers=("Idempotency-Key",), response_headers=("ETag", "Location"))
+def create_entry_(call: Call) -> Reply:
+    body: EntryCreate = call.body
+    start, end = body.start.astimezone(UTC), body.end.astimezone(UTC)
+    if body.all_day:
+        start, end = all_day_bounds(start, end)
+    draft = EntryDraft(
+        type_name=body.type, title=body.title, start=start, end=end,
+        organizer=body.organizer, attendees=tuple(body.attendees), all_day=body.all_day,
+        rrule=body.rrule, tzid=body.tzid, location=body.location,
+        description=body.description, automation=body.automation,
+    )
+    return _answer(create_entry(call.session, draft, origin="api"), 201)
+
+
+@route("GET", ENTRY, summary="Get an entry", tag=TAG, response=EntryOut,
+       response_headers=("ETag",))
+def get_entry_(call: Call) -> Reply:
+    return _answer(get_entry(call.session, call.params["entry_id"]))
+
+
+def _writable(call: Call) -> DiaryEntry:
+    entry = get_entry(call.session, call.params["entry_id"])
+    Precondition(if_match=call.headers.get("If-Match")).check(etag(entry))
+    return entry
+
+
+@route("PATCH", ENTRY, summary="Change an entry (412 if If-Match is stale, 409 if read-only)",
+       tag=TAG, response=EntryOut, body=EntryPatch, request_headers=("If-Match",),
+       response_headers=("ETag",))
+def update_entry_(call: Call) -> Reply:
+    body: EntryPatch = call.body
+    entry = _writable(call)
+    edit = EntryEdit(
+        title=body.title,
+        start=body.start.astimezone(UTC) if body.start else None,
+        end=body.end.astimezone(UTC) if body.end else None,
+        type_name=body.type,
+    )
+    return _answer(update_entry(call.session, entry, edit, origin="api"))
+
+
+@route("DELETE", ENTRY, summary="Delete an entry (a tombstone: it leaves every calendar)",
+       tag=TAG, response=None, status=204, request_headers=("If-Match",))
+def delete_entry_(call: Call) -> Reply:
+    delete_entry(call.session, _writable(call), origin="api")
+    return Reply(status=204)

@@ -1,0 +1,73 @@
+"""Sync profiles (global and per user, with what is inherited), reps' mailboxes with the
+connectivity test, and the health resource, over the API."""
+
+from __future__ import annotations
+
+from api_peers import Api, problem
+from caldav_peer import Gateway, free_port, new_rep
+from login_peers import propfind
+
+
+def test_a_users_profile_inherits_the_global_default_until_it_overrides(
+        api_gateway: Gateway, api: Api) -> None:
+    rep = new_rep(api_gateway.store)
+    path = f"/users/{rep.username}/sync-profile"
+    mine = api.get(path).json()
+    assert mine["user"] == rep.username
+    assert mine["inherited"] == ["records", "direction", "sync_invitees", "paused"]
+    changed = api.patch(path, {"paused": True}).json()
+    assert changed["paused"] is True and "paused" not in changed["inherited"]
+    # Paused: the rep's calendar refuses writes but still reads.
+    assert propfind(f"{api_gateway.url}{rep.username}/meeting/", rep.auth).status_code == 207
+    default = api.get("/sync-profile").json()
+    assert default["user"] is None and default["inherited"] == []
+    flipped = "related" if default["records"] == "all" else "all"
+    try:
+        assert api.patch("/sync-profile", {"records": flipped}).json()["records"] == flipped
+        assert api.get(path).json()["records"] == flipped  # inherited
+    finally:
+        api.patch("/sync-profile", {"records": default["records"]})
+    problem(api.patch(path, {"direction": "sideways"}), 422, "validation")
+    problem(api.get("/users/nobody-here/sync-profile"), 404, "not-found")
+
+
+def test_a_mailbox_is_set_from_a_preset_tested_paused_resumed_removed(
+        api_gateway: Gateway, api: Api) -> None:
+    rep = new_rep(api_gateway.store)
+    path = f"/users/{rep.username}/mail-account"
+    problem(api.get(path), 404, "not-found")
+    created = api.call("PUT", path, json={"provider": "gmail", "login": rep.email,
+                                          "password": "s3cret-pass"})
+    assert created.status_code == 201, created.text
+    account = created.json()
+    assert (account["host"], account["port"], account["tls"]) == ("imap.gmail.com", 993, "ssl")
+    assert "s3cret-pass" not in created.text and "password" not in account
+    closed = free_port()  # nothing listens here: the test names the step that failed
+    moved = api.call("PUT", path, json={"host": "127.0.0.1", "port": closed, "tls": "none",
+                                        "login": rep.email, "password": "s3cret-pass"})
+    assert moved.status_code == 200 and moved.json()["port"] == closed
+    tested = api.post(f"{path}/test")
+    assert tested.status_code == 200, tested.text
+    result = tested.json()
+    assert result["ok"] is False and result["paused"] is False
+    failed = [step for step in result["steps"] if step["status"] == "failed"]
+    assert failed and failed[0]["detail"]
+    assert result["steps"][0]["status"] == "ok"  # the name resolved; the connection did not
+    assert api.post(f"{path}/pause").json()["state"] == "paused"
+    assert api.post(f"{path}/resume").json()["state"] == "active"
+    problem(api.call("PUT", path, json={"host": "-bad host-", "login": rep.email,
+                                        "password": "x"}), 422, "invalid")
+    problem(api.call("PUT", path, json={"login": rep.email}), 422, "validation")
+    assert api.delete(path).status_code == 204
+    problem(api.get(path), 404, "not-found")
+    problem(api.post(f"{path}/test"), 404, "not-found")
+
+
+def test_health_says_what_healthz_says_plus_queue_and_poller(api_gateway: Gateway,
+                                                             reader: Api) -> None:
+    health = reader.get("/health")
+    assert health.status_code == 200
+    body = health.json()
+    assert body["status"] == "ok" and body["database"] == "ok"
+    assert set(body["inbound_queue"]) == {"queued", "failed"}
+    assert body["poller"]["accounts"] >= 0
