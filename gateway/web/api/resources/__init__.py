@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("users", "catalogue", "entries", "activities", "settings", "mail")
+MODULES = ("users", "catalogue", "entries", "activities", "settings", "mail", "webhooks")
 
 
 def load() -> None:
