@@ -18,6 +18,7 @@ from gateway.cli import (
     accounts,
     activities,
     base,
+    calendars,
     db,
     demo,
     diary,
@@ -32,7 +33,7 @@ from gateway.config import ConfigError, load
 from gateway.db import StoreError
 from gateway.errors import DomainError
 
-GROUPS = (serve, db, demo, users, diary, accounts, sync, activities, inbound, mail)
+GROUPS = (serve, db, demo, users, diary, accounts, sync, activities, inbound, mail, calendars)
 
 
 class Parser(argparse.ArgumentParser):
