@@ -15,6 +15,7 @@ import os
 import secrets
 import socket
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from gateway.clock import utcnow
@@ -77,8 +78,11 @@ class LinkedService:
     def __init__(self, config: Config, store: Store):
         self.config, self.store = config, store
         self.owner = owner_name()
-        self.running: dict[int, asyncio.Task[PassReport]] = {}
+        self.running: dict[int, asyncio.Future[PassReport]] = {}
         self.task: asyncio.Task[None] | None = None
+        # Its own threads, so that stopping the role leaves none behind.
+        self.threads = ThreadPoolExecutor(config.get("linked", "max_links") + 1,
+                                          thread_name_prefix="linked")
 
     def start(self) -> None:
         self.task = asyncio.get_event_loop().create_task(self._loop())
@@ -88,19 +92,23 @@ class LinkedService:
         while True:
             try:
                 free = limit - len(self.running)
-                ids = await asyncio.to_thread(lease_links, self.store, self.owner, utcnow(),
-                                              limit=free) if free > 0 else []
+                loop = asyncio.get_event_loop()
+                ids = await loop.run_in_executor(
+                    self.threads, self._lease, free) if free > 0 else []
                 for link_id in ids:
-                    task = asyncio.get_event_loop().create_task(asyncio.to_thread(
-                        sync_one, self.config, self.store, link_id, self.owner))
+                    task = loop.run_in_executor(self.threads, sync_one, self.config,
+                                                self.store, link_id, self.owner)
                     self.running[link_id] = task
                     task.add_done_callback(self._finished(link_id))
             except Exception:  # the database is down: try again next tick
                 log.warning("linked calendars: cannot lease links", exc_info=True)
             await asyncio.sleep(TICK_SECONDS)
 
-    def _finished(self, link_id: int) -> Callable[[asyncio.Task[PassReport]], None]:
-        def forget(_: asyncio.Task[PassReport]) -> None:
+    def _lease(self, limit: int) -> list[int]:
+        return lease_links(self.store, self.owner, utcnow(), limit=limit)
+
+    def _finished(self, link_id: int) -> Callable[[asyncio.Future[PassReport]], None]:
+        def forget(_: asyncio.Future[PassReport]) -> None:
             self.running.pop(link_id, None)
         return forget
 
@@ -114,6 +122,7 @@ class LinkedService:
         for link_id in list(self.running):
             with contextlib.suppress(Exception):
                 release(self.store, link_id, self.owner)
+        self.threads.shutdown(wait=not self.running, cancel_futures=True)
 
 
 def start(config: Config, store: Store) -> object:

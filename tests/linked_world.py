@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from peers import TEST_SECRET_KEY
 from peers.linked_servers import CalServer, make_calendar, radicale_server, xandikos_server
 from sqlalchemy import select
 
@@ -186,6 +187,8 @@ def replace_title(text: str, title: str, modified: datetime | None = None) -> st
 def world(store: Store, server: CalServer, cli: object,
           monkeypatch: pytest.MonkeyPatch) -> World:
     monkeypatch.setenv(PASSWORD_ENV, server.password)
+    # The key serve processes of the same test use too (the link's password is under it).
+    monkeypatch.setenv("CRM_GATEWAY_SECURITY_SECRET_KEY", TEST_SECRET_KEY)
     username = f"linkrep{next(_names)}x{os.getpid()}"
     email = f"{username}@acme.example"
     with store.transaction() as session:

@@ -144,3 +144,50 @@ def make_calendar(server: CalServer, slug: str, name: str) -> str:
                               headers={"Content-Type": "application/xml"})
     assert answer.status_code in (201, 200), (answer.status_code, answer.text)
     return url
+
+
+@dataclass
+class SyncProcess:
+    """``crm-gateway serve --only linked``: the sync role as its own process."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+def start_sync_process(database_url: str, workdir: Path, secret_key: str,
+                       interval: int = 1) -> SyncProcess:
+    import os
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_GATEWAY_")}
+    env.update({
+        "CRM_GATEWAY_DATABASE_URL": database_url,
+        "CRM_GATEWAY_PATHS_DATA_DIR": str(workdir / "var"),
+        "CRM_GATEWAY_SECURITY_SECRET_KEY": secret_key,
+        "CRM_GATEWAY_LINKED_INTERVAL": str(interval),
+    })
+    log_path = workdir / "serve.log"
+    script = Path(sys.executable).parent / "crm-gateway"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([str(script), "serve", "--only", "linked"], env=env,
+                                   stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
+    child = SyncProcess(process, log_path)
+    deadline = time.monotonic() + START_SECONDS
+    while "role linked started" not in child.log():
+        if process.poll() is not None or time.monotonic() > deadline:
+            child.stop()
+            raise RuntimeError(f"crm-gateway serve --only linked did not start:\n{child.log()}")
+        time.sleep(0.1)
+    return child
