@@ -8,7 +8,9 @@ import pytest
 from linked_world import World, event, replace_title
 from sqlalchemy import select
 
+from gateway.entries import EntryDraft, create_entry
 from gateway.models import DiaryEntry, PublishedItem
+from gateway.users import UserChanges, create_user, update_user
 
 
 def _shown(world: World, entry_id: int) -> str:
@@ -137,3 +139,62 @@ def test_no_ping_pong_after_ten_idle_passes(world: World) -> None:
     with world.store.reading() as session:
         assert dict(session.execute(select(DiaryEntry.id, DiaryEntry.revision)).all()) \
             == revisions
+
+
+RECURRING_WITH_OUTSIDER = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Rep's phone//EN\r\nBEGIN:VEVENT\r\n"
+    "UID:weekly-1\r\nDTSTAMP:20261201T090000Z\r\nDTSTART:20261216T080000Z\r\n"
+    "DTEND:20261216T083000Z\r\nRRULE:FREQ=WEEKLY;COUNT=3\r\nSUMMARY:Weekly sync\r\n"
+    "ORGANIZER:mailto:{email}\r\nATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:Client@Customer.example\r\n"
+    "END:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+INVITED = (
+    "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Rep's phone//EN\r\nBEGIN:VEVENT\r\n"
+    "UID:invited-1\r\nDTSTAMP:20261201T090000Z\r\nDTSTART:20261217T080000Z\r\n"
+    "DTEND:20261217T083000Z\r\nSUMMARY:Their demo\r\nORGANIZER:mailto:boss@other.example\r\n"
+    "ATTENDEE;PARTSTAT=NEEDS-ACTION:mailto:{email}\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+)
+
+
+def test_fetched_events_follow_the_crm_rules(world: World) -> None:
+    assert world.link()[0] == 0
+    world.put_remote("personal", "weekly.ics", RECURRING_WITH_OUTSIDER.format(email=world.email))
+    world.put_remote("personal", "invited.ics", INVITED.format(email=world.email))
+    assert world.counts()["fetched"] == 2
+    entries = world.entries()
+    ids = (entries["Weekly sync"].id, entries["Their demo"].id)
+    with world.store.reading() as session:
+        weekly = session.get(DiaryEntry, ids[0])
+        invited = session.get(DiaryEntry, ids[1])
+        assert weekly.rrule == "FREQ=WEEKLY;COUNT=3"
+        # External participants by email; an event not accepted yet is still recorded.
+        assert [(p.email, p.contact_id, p.user_id) for p in weekly.participants] == \
+            [("client@customer.example", None, None)]
+        assert invited.organizer_user_id is None and invited.organizer_email == \
+            "boss@other.example"
+        assert [p.partstat for p in invited.participants] == ["NEEDS-ACTION"]
+    # Read-only on the CRM side: recurring, and organised outside the CRM.
+    for entry_id in ids:
+        code, _, err = world.run("entries", "set", str(entry_id), "--title", "Changed")
+        assert code == 2 and "read-only" in err
+
+
+def test_an_event_the_rep_only_attends_cannot_be_changed_from_the_account(
+    world: World
+) -> None:
+    with world.store.transaction() as session:
+        boss = create_user(session, f"boss{world.username}", f"boss.{world.email}", name="Boss")
+        update_user(session, boss, UserChanges(diary_sync=True))
+        create_entry(session, EntryDraft(
+            type_name="Meeting", title="Boss's review", organizer=boss.username,
+            attendees=(world.username,), start=datetime(2026, 12, 18, 9, tzinfo=UTC),
+            end=datetime(2026, 12, 18, 10, tzinfo=UTC)))
+    assert world.link()[0] == 0
+    assert world.counts()["pushed"] == 1  # from the rep's Invitations calendar
+    href, (etag, text) = next(iter(world.remote("crm").items()))
+    world.put_remote("crm", href.rsplit("/", 1)[1], replace_title(text, "Renamed"), etag)
+    out = world.sync()
+    assert "read-only in the CRM" in out
+    assert world.remote_titles("crm") == ["Boss's review"]
+    kept = world.conflicts()
+    assert len(kept) == 1 and "SUMMARY:Renamed" in kept[0].conflict_ical
