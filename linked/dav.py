@@ -79,8 +79,10 @@ def path_of(url: str) -> str:
 class Account:
     """One linked account's server, through one keep-alive client."""
 
-    def __init__(self, url: str, login: str, password: str, timeout: int = 30):
+    def __init__(self, url: str, login: str, password: str, timeout: int = 30, *,
+                 sync_collection: bool = True):
         self.base = url
+        self.sync_collection = sync_collection  # False: ctag + ETags even where offered
         self.client = client_for(url, login, password, timeout)
         self.requests = 0
 
@@ -138,7 +140,7 @@ class Account:
         ETag listing. ``known`` (href -> ETag) is needed only for the listing; the caller
         passes None to ask whether it is needed (then ``Listing.full`` and no changes)."""
         start = self.requests
-        if sync_token is not None or ctag is None:
+        if self.sync_collection and (sync_token is not None or ctag is None):
             listing = self._sync_collection(calendar_url, sync_token)
             if listing is not None:
                 listing.requests = self.requests - start
