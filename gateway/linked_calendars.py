@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from gateway.clock import utcnow
 from gateway.db import Store
 from gateway.errors import Conflict, Invalid, NotFound
 from gateway.models import DiaryType, LinkedAccount, LinkedCalendar, LinkedObject, User
@@ -333,6 +334,6 @@ def reset_link(session: Session, link: LinkedAccount) -> int:
             session.delete(obj)
             forgotten += 1
     link.push_cursors = {}
-    link.next_sync_at = link.created_at if link.created_at else link.next_sync_at
+    link.next_sync_at = utcnow()
     session.flush()
     return forgotten

@@ -126,7 +126,9 @@ def record_written(session: Session, item: PushItem, etag: str | None) -> None:
     obj = session.scalar(select(LinkedObject).where(
         LinkedObject.calendar_id == item.calendar_id, LinkedObject.href == item.href))
     if item.ical is None:
-        if obj is not None:
+        if obj is not None and obj.conflict_at is not None:
+            obj.etag, obj.pushed = None, False  # gone there; the kept version stays listed
+        elif obj is not None:
             session.delete(obj)
         return
     if obj is None:

@@ -314,8 +314,9 @@ def _remote_deleted(session: Session, user: User, direction: str, obj: LinkedObj
     if obj is None:
         return Applied(change.href, "unchanged")
     if entry is None or entry.deleted_at is not None:
-        session.delete(obj)
-        return Applied(change.href, "deleted", None)
+        if obj.conflict_at is None:
+            session.delete(obj)
+        return Applied(change.href, "unchanged", None)
     crm_changed = entry.revision != obj.entry_revision
     verdict = resolve(direction, crm_changed=crm_changed, remote_changed=True,
                       calendar_writable=_writable_from_calendar(session, user, entry),

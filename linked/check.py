@@ -105,13 +105,18 @@ def _check_dav(account: Account, url: str, result: CheckResult) -> None:
     else:
         result.add("auth", OK, f"logged in as {account.client.username}")
     try:
-        principal, home, calendars = account.discover()
+        principal, home = account.discover()
     except Exception as exc:
         result.add("discovery", FAILED, f"no CalDAV principal or calendar home found from "
                    f"{url}: {getattr(exc, 'reason', None) or exc}")
         return
     result.principal_url, result.home_url = principal, home
     result.add("discovery", OK, f"principal {principal}, calendar home {home}")
-    result.calendars = calendars
-    names = ", ".join(c.name or c.url for c in calendars) or "none yet"
-    result.add("calendar list", OK, f"{len(calendars)} calendars: {names}")
+    try:
+        result.calendars = account.calendars()
+    except Exception as exc:
+        result.add("calendar list", FAILED, f"cannot list the calendars in {home}: "
+                   f"{getattr(exc, 'reason', None) or exc}")
+        return
+    names = ", ".join(c.name or c.url for c in result.calendars) or "none yet"
+    result.add("calendar list", OK, f"{len(result.calendars)} calendars: {names}")

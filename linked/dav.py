@@ -85,6 +85,7 @@ class Account:
         self.sync_collection = sync_collection  # False: ctag + ETags even where offered
         self.client = client_for(url, login, password, timeout)
         self.requests = 0
+        self._principal: Any = None
 
     def close(self) -> None:
         self.client.close()
@@ -99,8 +100,8 @@ class Account:
 
     # --- discovery ---
 
-    def discover(self) -> tuple[str, str, list[RemoteCalendar]]:
-        """(principal URL, calendar home URL, calendars): the given URL first, then the
+    def discover(self) -> tuple[str, str]:
+        """(principal URL, calendar home URL): asked of the given URL first, then of the
         server's /.well-known/caldav (RFC 6764 section 5)."""
         try:
             principal = self.client.principal()
@@ -110,10 +111,13 @@ class Account:
             well_known = urljoin(self.base, "/.well-known/caldav")
             self.client.url = self.client.url.join(well_known)
             principal = self.client.principal()
-        home = principal.calendar_home_set
-        calendars = [RemoteCalendar(str(c.url), c.get_display_name() or "")
-                     for c in principal.calendars()]
-        return str(principal.url), str(home.url), calendars
+        self._principal = principal
+        return str(principal.url), str(principal.calendar_home_set.url)
+
+    def calendars(self) -> list[RemoteCalendar]:
+        """The calendars in the home ``discover`` found."""
+        return [RemoteCalendar(str(c.url), c.get_display_name() or "")
+                for c in self._principal.calendars()]
 
     def make_calendar(self, home_url: str, name: str) -> RemoteCalendar:
         slug = "".join(ch for ch in name.lower() if ch.isalnum() or ch in "-_") or "crm"

@@ -77,7 +77,7 @@ def _apply(store: Store, target: LinkTarget, owner: str, changes: list[RemoteCha
                     report.busy += 1
                 elif applied.action == "refused":
                     report.refused.append(f"{change.href}: {applied.conflict}")
-                if applied.action == "kept-crm" and applied.entry_id is not None:
+                if applied.action in ("kept-crm", "adopted") and applied.entry_id is not None:
                     forced.add(applied.entry_id)
                 if applied.conflict and applied.action != "refused":
                     report.conflicts.append(f"{change.href}: {applied.conflict}")
