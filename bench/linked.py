@@ -11,10 +11,12 @@ linked_servers.py), on loopback, into a fresh SQLite store of ``--entries`` CRM 
 - **no-change pass**: the median of ``--repeat`` passes with nothing changed on either side,
   with the number of requests each made (one sync-collection REPORT per linked calendar);
 - **REPORT script**, its anchor: one plain sync-collection REPORT per calendar with a
-  current token.
+  current token. What the server takes to answer it is the server's; the pass's own share
+  (the difference) must stay under 100 ms.
 
 Progress goes to stderr, the Markdown table to stdout. The run fails (exit 1) if the push
-did not put every entry on the server or a no-change pass changed anything.
+did not put every entry on the server, a no-change pass changed anything, made more than
+one request per calendar, or took over 100 ms beyond the REPORT script.
 """
 
 from __future__ import annotations
@@ -180,16 +182,20 @@ def main(argv: list[str] | None = None) -> int:
         for kind in ("radicale", "xandikos"):
             rows.append((kind, bench(kind, args.entries, args.repeat, Path(tmp))))
     print(f"| server | PUT script, {args.entries} | initial push | ratio | no-change pass | "
-          "requests | REPORT script | ratio |")
-    print("|---|---|---|---|---|---|---|---|")
+          "requests | REPORT script | ratio | the gateway's own share |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for kind, r in rows:
+        own = r["idle"] - r["report"]
         print(f"| {kind} | {r['script']:.2f} s | {r['push']:.2f} s | "
               f"{r['push'] / r['script']:.2f}x | {r['idle'] * 1000:.1f} ms | "
               f"{r['requests']:.0f} | {r['report'] * 1000:.1f} ms | "
-              f"{r['idle'] / r['report']:.2f}x |")
-    slow = [kind for kind, r in rows if r["idle"] > 0.1]
+              f"{r['idle'] / r['report']:.2f}x | {own * 1000:.1f} ms |")
+    # The server's own answer to a sync-collection REPORT may cost O(calendar) (Radicale
+    # hashes every item): what must stay small is the pass beyond that anchor.
+    slow = [kind for kind, r in rows if r["idle"] - r["report"] > 0.1 or r["requests"] > 2]
     if slow:
-        print(f"no-change pass over 100 ms on: {', '.join(slow)}", file=sys.stderr)
+        print(f"no-change pass over 100 ms beyond the server's REPORT, or more than one "
+              f"request per calendar, on: {', '.join(slow)}", file=sys.stderr)
         return 1
     return 0
 
