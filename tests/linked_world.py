@@ -45,7 +45,7 @@ def stamp(moment: datetime) -> str:
 
 
 @pytest.fixture(params=["radicale", "xandikos"])
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CalServer]:
+def cal_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CalServer]:
     make = radicale_server if request.param == "radicale" else xandikos_server
     running = make(tmp_path / request.param)
     running.start()
@@ -184,8 +184,10 @@ def replace_title(text: str, title: str, modified: datetime | None = None) -> st
 
 
 @pytest.fixture
-def world(store: Store, server: CalServer, cli: object,
-          monkeypatch: pytest.MonkeyPatch) -> World:
+def linked(store: Store, cal_server: CalServer, cli: object,
+           monkeypatch: pytest.MonkeyPatch) -> World:
+    """A rep with diary sync, and their own account on ``cal_server``."""
+    server = cal_server
     monkeypatch.setenv(PASSWORD_ENV, server.password)
     # The key serve processes of the same test use too (the link's password is under it).
     monkeypatch.setenv("CRM_GATEWAY_SECURITY_SECRET_KEY", TEST_SECRET_KEY)

@@ -9,14 +9,14 @@ from peers.linked_servers import CalServer
 from linked.dav import Account, PreconditionFailed
 
 
-def _account(server: CalServer, *, sync_collection: bool) -> Account:
-    return Account(server.url, server.login, server.password, 10,
+def _account(cal_server: CalServer, *, sync_collection: bool) -> Account:
+    return Account(cal_server.url, cal_server.login, cal_server.password, 10,
                    sync_collection=sync_collection)
 
 
-def test_sync_collection_lists_only_what_changed_in_one_request(server: CalServer) -> None:
-    account = _account(server, sync_collection=True)
-    url = f"{server.calendar_home}personal/"
+def test_sync_collection_lists_only_what_changed_in_one_request(cal_server: CalServer) -> None:
+    account = _account(cal_server, sync_collection=True)
+    url = f"{cal_server.calendar_home}personal/"
     home = url.split("/", 3)[3]
     first = account.put(f"/{home}a.ics", event("a", "A"), None)
     listing = account.changes(url, None, None, None)
@@ -26,15 +26,15 @@ def test_sync_collection_lists_only_what_changed_in_one_request(server: CalServe
     assert account.delete(f"/{home}a.ics", first)
     gone = account.changes(url, listing.sync_token, None, None)
     assert gone.deleted == [f"/{home}a.ics"] and gone.requests == 1
-    # A token the server no longer knows starts afresh instead of failing.
+    # A token the cal_server no longer knows starts afresh instead of failing.
     fresh = account.changes(url, "http://example.invalid/stale-token", None, None)
     assert fresh.full and fresh.changed == []
     account.close()
 
 
-def test_ctag_and_etag_listing_where_sync_collection_is_not_used(server: CalServer) -> None:
-    account = _account(server, sync_collection=False)
-    url = f"{server.calendar_home}personal/"
+def test_ctag_and_etag_listing_where_sync_collection_is_not_used(cal_server: CalServer) -> None:
+    account = _account(cal_server, sync_collection=False)
+    url = f"{cal_server.calendar_home}personal/"
     home = url.split("/", 3)[3]
     etag = account.put(f"/{home}b.ics", event("b", "B"), None)
     listing = account.changes(url, None, None, {})
@@ -48,9 +48,9 @@ def test_ctag_and_etag_listing_where_sync_collection_is_not_used(server: CalServ
     account.close()
 
 
-def test_every_write_carries_a_precondition(server: CalServer) -> None:
-    account = _account(server, sync_collection=True)
-    href = f"/{server.calendar_home.split('/', 3)[3]}personal/c.ics"
+def test_every_write_carries_a_precondition(cal_server: CalServer) -> None:
+    account = _account(cal_server, sync_collection=True)
+    href = f"/{cal_server.calendar_home.split('/', 3)[3]}personal/c.ics"
     etag = account.put(href, event("c", "C"), None)
     with pytest.raises(PreconditionFailed):  # If-None-Match: * on create
         account.put(href, event("c", "C again"), None)
