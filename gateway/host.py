@@ -34,6 +34,7 @@ Start = Callable[[Config, Store], Stop]
 ROLES: dict[str, str] = {
     "http": "gateway.web.site:start",
     "imap": "bcc_ingest.imap.service:start",
+    "linked": "linked.service:start",
     "smtp": "bcc_ingest.smtp.listener:start",
     "webhooks": "delivery.webhooks:start",
 }

@@ -655,3 +655,92 @@ Index("ix_activity_links_contact_page", ActivityLink.contact_id, ActivityLink.ac
 Index("ix_activity_links_account_page", ActivityLink.account_id, ActivityLink.activity_id)
 Index("ix_inbound_messages_status_page", InboundMessage.status, InboundMessage.id)
 Index("ix_contacts_account_page", Contact.account_id, Contact.id)
+
+
+# --- linked calendars: reps' own CalDAV accounts the gateway syncs as a client ---------------
+
+
+class LinkedAccount(Base):
+    """A rep's own CalDAV account. The password is encrypted with the configured key; the
+    lease columns say which process syncs it now (compare-and-set, like mail accounts)."""
+
+    __tablename__ = "linked_accounts"
+    __table_args__ = (
+        UniqueConstraint("user_id", "url", "login"),
+        CheckConstraint("status IN ('active', 'paused')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    login: Mapped[str] = mapped_column(String(320))
+    secret: Mapped[bytes] = mapped_column(LargeBinary)
+    provider: Mapped[str] = mapped_column(String(20), default="custom")
+    principal_url: Mapped[str | None] = mapped_column(String(2000))
+    home_url: Mapped[str | None] = mapped_column(String(2000))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    # Per gateway calendar id: [epoch, revision] of its published rows already pushed.
+    push_cursors: Mapped[dict[str, list[int]]] = mapped_column(JSON, default=dict)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    next_sync_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LinkedCalendar(Base):
+    """One calendar of a linked account: the ``target`` the diary is pushed to, or a
+    ``source`` whose events are fetched (into ``diary_type_id``)."""
+
+    __tablename__ = "linked_calendars"
+    __table_args__ = (
+        UniqueConstraint("account_id", "url"),
+        CheckConstraint("role IN ('target', 'source')", name="role"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("linked_accounts.id", ondelete="CASCADE"), index=True
+    )
+    url: Mapped[str] = mapped_column(String(2000))
+    name: Mapped[str] = mapped_column(String(255), default="")
+    role: Mapped[str] = mapped_column(String(10))
+    diary_type_id: Mapped[int | None] = mapped_column(
+        ForeignKey("diary_types.id", ondelete="SET NULL")
+    )
+    sync_token: Mapped[str | None] = mapped_column(Text)
+    ctag: Mapped[str | None] = mapped_column(Text)
+
+
+class LinkedObject(Base):
+    """One event in a linked calendar the gateway knows: its href and ETag there, the entry
+    it stands for, and what of that entry was last pushed or fetched (``entry_revision``).
+
+    ``busy_*`` hold the time of a fetched event that only counts as busy time; ``conflict_*``
+    keep the side that lost the last conflicting edit, so it is never lost silently."""
+
+    __tablename__ = "linked_objects"
+    __table_args__ = (UniqueConstraint("calendar_id", "href"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    calendar_id: Mapped[int] = mapped_column(
+        ForeignKey("linked_calendars.id", ondelete="CASCADE")
+    )
+    href: Mapped[str] = mapped_column(String(2000))
+    etag: Mapped[str | None] = mapped_column(String(255))
+    uid: Mapped[str] = mapped_column(String(255), default="")
+    entry_id: Mapped[int | None] = mapped_column(
+        ForeignKey("diary_entries.id", ondelete="SET NULL"), index=True
+    )
+    pushed: Mapped[bool] = mapped_column(Boolean, default=False)  # the gateway created it
+    entry_revision: Mapped[int | None] = mapped_column(Integer)
+    shown_etag: Mapped[str | None] = mapped_column(String(80))  # the gateway's own view's
+    busy_start_utc: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    busy_end_utc: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    conflict_ical: Mapped[str | None] = mapped_column(Text)
+    conflict_note: Mapped[str | None] = mapped_column(Text)
+    conflict_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

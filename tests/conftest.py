@@ -26,7 +26,7 @@ from sqlalchemy.pool import NullPool
 from gateway.db import Store, close_shared
 
 # Fixtures of the running gateway for the CalDAV tests, and of the BCC listener.
-pytest_plugins = ["caldav_peer", "bcc_fixtures", "api_peers"]
+pytest_plugins = ["caldav_peer", "bcc_fixtures", "api_peers", "linked_world"]
 
 PG_ADMIN_URL = os.environ.get(
     "CRM_GATEWAY_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -19,6 +19,7 @@ from gateway.cli import (
     activities,
     api_tokens,
     base,
+    calendars,
     db,
     demo,
     diary,
@@ -35,7 +36,7 @@ from gateway.db import StoreError
 from gateway.errors import DomainError
 
 GROUPS = (serve, db, demo, users, diary, accounts, sync, activities, inbound, mail, webhooks,
-          api_tokens)
+          api_tokens, calendars)
 
 
 class Parser(argparse.ArgumentParser):
