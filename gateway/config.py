@@ -423,3 +423,12 @@ def _generated_secret(data_dir: Path) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(key + "\n")
     return key
+
+
+def public_base_url(config: Config) -> str:
+    """The address people and clients reach, ending in "/": ``http.public_url``, or
+    ``http://<http.listen>/`` when it is empty."""
+    public = str(config.get("http", "public_url"))
+    if public:
+        return public if public.endswith("/") else public + "/"
+    return f"http://{config.get('http', 'listen')}/"

@@ -202,3 +202,10 @@ def describe_error(error: BaseException) -> str:
     shown = original if isinstance(original, BaseException) else error
     text = " ".join(str(shown).split())[:300]
     return f"{type(shown).__name__}: {text}" if text else type(shown).__name__
+
+
+def recent_decisions(session: Session, user_id: int, limit: int) -> list[InboundMessage]:
+    """The user's last ``limit`` inbound messages, newest first: one indexed query."""
+    return list(session.scalars(
+        select(InboundMessage).where(InboundMessage.user_id == user_id)
+        .order_by(InboundMessage.id.desc()).limit(limit)))

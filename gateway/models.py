@@ -465,6 +465,8 @@ class InboundMessage(Base):
             "status IN ('queued', 'done', 'skipped', 'failed')", name="status"
         ),
         Index("ix_inbound_messages_due", "status", "next_attempt_at"),
+        # A rep's last decisions ("My sync"): one index range, newest first.
+        Index("ix_inbound_messages_user_id_id", "user_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -539,3 +541,32 @@ class KeyFingerprint(Base):
     option: Mapped[str] = mapped_column(String(100), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(64))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- web sign-in for people -----------------------------------------------------------------
+
+
+class WebLogin(Base):
+    """A person's web password (argon2; never a CalDAV login) and session version: a session
+    cookie names the version it was issued under, and bumping it ends every such session."""
+
+    __tablename__ = "web_logins"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    session_version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class WebInvitation(Base):
+    """A one-time link to set a web password: SHA-256 of the token, an expiry, used once."""
+
+    __tablename__ = "web_invitations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

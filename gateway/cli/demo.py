@@ -7,6 +7,7 @@ from typing import Any
 
 from gateway.bcc_addresses import bcc_address
 from gateway.cli.base import Context
+from gateway.config import public_base_url
 from gateway.demo import seed
 from gateway.users import get_user
 
@@ -17,10 +18,7 @@ def register(commands: Any) -> None:
 
 
 def calendar_base_url(context: Context) -> str:
-    public = context.config.get("http", "public_url")
-    if public:
-        return public if public.endswith("/") else public + "/"
-    return f"http://{context.config.get('http', 'listen')}/"
+    return public_base_url(context.config)
 
 
 def do_demo(context: Context, _args: argparse.Namespace) -> int:

@@ -26,6 +26,7 @@ from gateway.config import Config
 from gateway.db import Store, shared_store
 from gateway.web import outage
 from gateway.web.middleware import GatewayMiddleware
+from gateway.web.pages import PagesApp
 from gateway.web.xml_guard import XmlLimits
 
 log = logging.getLogger(__name__)
@@ -123,19 +124,25 @@ class Health(resource.Resource):
         return server.NOT_DONE_YET
 
 
-class Root(resource.Resource):
-    """``/healthz`` here; every other path goes to Radicale whole."""
+PAGES_ROOTS = (b"account", b"admin")
 
-    def __init__(self, dav: WSGIResource, health: Health):
+
+class Root(resource.Resource):
+    """``/healthz`` here; the people's pages under ``/account/`` and ``/admin/``; every other
+    path goes to Radicale whole."""
+
+    def __init__(self, dav: WSGIResource, health: Health, pages: WSGIResource | None = None):
         super().__init__()
-        self.dav, self.health = dav, health
+        self.dav, self.health, self.pages = dav, health, pages
 
     def getChild(self, path: bytes, request: server.Request) -> Any:
         if path == b"healthz" and not request.postpath:
             return self.health
-        # Hand Radicale the full path: undo the segment Twisted consumed.
+        # Hand the WSGI app the full path: undo the segment Twisted consumed.
         assert request.prepath is not None and request.postpath is not None
         request.postpath.insert(0, request.prepath.pop())
+        if path in PAGES_ROOTS and self.pages is not None:
+            return self.pages
         return self.dav
 
     def render(self, request: server.Request) -> Any:
@@ -157,7 +164,8 @@ def dav_app(config: Config, store: Store) -> GatewayMiddleware:
 def build_site(config: Config, store: Store, reactor: Any) -> tuple[server.Site, ThreadPool]:
     pool = ThreadPool(minthreads=2, maxthreads=config.get("http", "threads"), name="caldav")
     dav = WSGIResource(reactor, pool, dav_app(config, store))
-    site = server.Site(Root(dav, Health(store, pool, reactor)), timeout=120)
+    pages = WSGIResource(reactor, pool, PagesApp(config, store))
+    site = server.Site(Root(dav, Health(store, pool, reactor), pages), timeout=120)
     site.requestFactory = CappedRequest
     site.max_body_bytes = config.get("http", "max_body_bytes")  # type: ignore[attr-defined]
     site.displayTracebacks = False

@@ -1,0 +1,332 @@
+"""The people's pages in a real browser: invitation, sign-in, "My sync", and their security.
+
+A headless Chromium (Selenium) talks to a running ``crm-gateway serve``; what the rep sets up
+on the page is then used with real clients (the ``caldav`` library, requests, smtplib).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import plistlib
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import caldav
+import pytest
+import requests
+from caldav_peer import Gateway, event
+from login_peers import run_cli
+from peers.bcc_listener import running_listener, write_config
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.wait import WebDriverWait
+from web_browser import browser, cookie_session, new_person, screenshot, site
+
+from gateway.diary_types import create_type
+from gateway.users import get_user
+
+__all__ = ["browser", "site"]
+
+_names = itertools.count(1)
+
+
+def submit(driver: Any, by: str, value: str) -> None:
+    """Click a form's button and wait for the page it leads to."""
+    button = driver.find_element(by, value)
+    button.click()
+    WebDriverWait(driver, 30).until(staleness_of(button))
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{next(_names)}x{os.getpid()}"
+
+
+def sign_up(driver: Any, gateway: Gateway, username: str, password: str, **person: Any) -> None:
+    """Open a fresh invitation link in the browser and set the web password."""
+    driver.delete_all_cookies()
+    driver.get(new_person(gateway, username, **person))
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.ID, "again").send_keys(password)
+    submit(driver, By.ID, "set-password")
+    assert driver.find_element(By.ID, "whoami").text == username
+
+
+def sign_in(driver: Any, gateway: Gateway, login: str, password: str) -> None:
+    driver.delete_all_cookies()
+    driver.get(gateway.url + "account/")
+    driver.find_element(By.ID, "login").send_keys(login)
+    driver.find_element(By.ID, "password").send_keys(password)
+    submit(driver, By.ID, "sign-in")
+
+
+def create_app_password(driver: Any, label: str) -> str:
+    driver.find_element(By.ID, "label").send_keys(label)
+    submit(driver, By.ID, "create-app-password")
+    return str(driver.find_element(By.ID, "new-app-password").text)
+
+
+def calendar_names(gateway: Gateway, username: str, password: str) -> list[str]:
+    with caldav.DAVClient(url=gateway.url, username=username, password=password) as client:
+        return sorted(str(c.get_display_name()) for c in client.principal().calendars())
+
+
+def test_invitation_sign_in_app_password_and_calendar_client(
+        browser: Any, site: Gateway, tmp_path: Path) -> None:
+    username = unique("ines")
+    sign_up(browser, site, username, "correct horse battery")
+    screenshot(browser, tmp_path, "my-sync")
+    assert "My sync" in browser.title
+    assert browser.find_element(By.ID, "server-url").text == site.url
+    assert browser.find_element(By.ID, "caldav-login").text == username
+    shown = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#calendars li")]
+    assert [name.split()[0] for name in shown] == ["Call", "Meeting", "Invitations"]
+
+    password = create_app_password(browser, "Ines's iPhone")
+    screenshot(browser, tmp_path, "app-password")
+    assert calendar_names(site, username, password) == ["Call", "Invitations", "Meeting"]
+    rows = browser.find_element(By.ID, "app-passwords").text
+    assert "Ines's iPhone" in rows
+
+    # Shown once: a reload no longer shows it.
+    browser.get(site.url + "account/")
+    assert not browser.find_elements(By.ID, "new-app-password")
+    submit(browser, By.CSS_SELECTOR, "#app-passwords button.danger")
+    assert requests.request("PROPFIND", f"{site.url}{username}/", auth=(username, password),
+                            headers={"Depth": "0"}, timeout=10).status_code == 401
+
+
+def test_invitation_works_once_and_web_password_is_not_a_calendar_login(
+        browser: Any, site: Gateway) -> None:
+    username = unique("jon")
+    browser.delete_all_cookies()
+    link = new_person(site, username)
+    browser.get(link)
+    assert "Set your password" in browser.title
+    browser.find_element(By.ID, "password").send_keys("short")
+    browser.find_element(By.ID, "again").send_keys("short")
+    submit(browser, By.ID, "set-password")
+    assert "at least 10 characters" in browser.find_element(By.ID, "password-error").text
+
+    browser.find_element(By.ID, "password").send_keys("a long web password")
+    browser.find_element(By.ID, "again").send_keys("a long web password")
+    submit(browser, By.ID, "set-password")
+    assert browser.find_element(By.ID, "whoami").text == username
+
+    browser.delete_all_cookies()
+    browser.get(link)
+    assert "already used" in browser.find_element(By.CSS_SELECTOR, "p.error").text
+    assert requests.request("PROPFIND", f"{site.url}{username}/",
+                            auth=(username, "a long web password"), headers={"Depth": "0"},
+                            timeout=10).status_code == 401
+
+    app_password = create_app_password_as(browser, site, username, "a long web password")
+    sign_in(browser, site, username, app_password)
+    assert "do not match" in browser.find_element(By.ID, "sign-in-error").text
+
+
+def create_app_password_as(driver: Any, gateway: Gateway, login: str, password: str) -> str:
+    sign_in(driver, gateway, login, password)
+    return create_app_password(driver, "laptop")
+
+
+def test_sign_in_by_email_and_sign_out_ends_the_session(browser: Any, site: Gateway,
+                                                        tmp_path: Path) -> None:
+    username = unique("kim")
+    sign_up(browser, site, username, "kims web password")
+    sign_in(browser, site, f"{username.upper()}@crm.example", "kims web password")
+    assert browser.find_element(By.ID, "whoami").text == username
+    old = cookie_session(browser)
+    submit(browser, By.CSS_SELECTOR, "header button.link")
+    assert "Sign in" in browser.title
+    screenshot(browser, tmp_path, "sign-in")
+    # The cookie of before the sign-out no longer signs in.
+    with old:
+        page = old.get(site.url + "account/", timeout=10)
+    assert "<title>Sign in" in page.text and 'id="whoami"' not in page.text
+
+
+def test_mobileconfig_and_qr_code(browser: Any, site: Gateway) -> None:
+    username = unique("lou")
+    sign_up(browser, site, username, "lous web password")
+    link = browser.find_element(By.ID, "mobileconfig").get_attribute("href")
+    with cookie_session(browser) as session:
+        reply = session.get(link, timeout=10)
+        qr = session.get(site.url + "account/davx5.svg", timeout=10)
+    assert reply.headers["content-type"] == "application/x-apple-aspen-config"
+    profile = plistlib.loads(reply.content)
+    assert profile["PayloadType"] == "Configuration"
+    (account,) = profile["PayloadContent"]
+    host, port = site.url.split("//")[1].rstrip("/").split(":")
+    assert account["PayloadType"] == "com.apple.caldav.account"
+    assert (account["CalDAVHostName"], account["CalDAVPort"]) == (host, int(port))
+    assert account["CalDAVUseSSL"] is False
+    assert account["CalDAVUsername"] == username
+    assert account["CalDAVPrincipalURL"] == f"{site.url}{username}/"
+    assert "CalDAVPassword" not in account
+    assert qr.headers["content-type"] == "image/svg+xml" and b"<svg" in qr.content
+    assert browser.find_element(By.ID, "davx5-qr").size["width"] > 100
+
+
+def test_pause_refuses_a_put_and_stop_removes_the_calendars(browser: Any, site: Gateway,
+                                                           tmp_path: Path) -> None:
+    username = unique("max")
+    sign_up(browser, site, username, "max web password")
+    password = create_app_password(browser, "phone")
+    url = f"{site.url}{username}/meeting/paused-1.ics"
+    submit(browser, By.ID, "calendar-pause")
+    assert "Paused" in browser.find_element(By.ID, "calendar-status").text
+    screenshot(browser, tmp_path, "paused")
+    put = requests.put(url, data=event("paused-1"), auth=(username, password), timeout=10,
+                       headers={"Content-Type": "text/calendar"})
+    assert put.status_code == 403
+    submit(browser, By.ID, "calendar-resume")
+    put = requests.put(url, data=event("paused-1"), auth=(username, password), timeout=10,
+                       headers={"Content-Type": "text/calendar"})
+    assert put.status_code == 201
+
+    submit(browser, By.ID, "calendar-stop")
+    assert "stopped" in browser.find_element(By.ID, "calendar-status").text
+    assert requests.request("PROPFIND", f"{site.url}{username}/", auth=(username, password),
+                            headers={"Depth": "0"}, timeout=10).status_code == 401
+    submit(browser, By.ID, "calendar-start")
+    assert calendar_names(site, username, password) == ["Call", "Invitations", "Meeting"]
+
+
+def test_start_calendar_shows_the_eligibility_error(browser: Any, site: Gateway) -> None:
+    taken, username = unique("nia"), unique("noa")
+    new_person(site, taken)
+    sign_up(browser, site, username, "noas web password", diary_sync=False)
+    with site.store.transaction() as session:
+        get_user(session, username).email = f"{taken}@crm.example"
+    browser.get(site.url + "account/")
+    submit(browser, By.ID, "calendar-start")
+    error = browser.find_element(By.ID, "calendar-error").text
+    assert "already the email of diary-sync user" in error
+    assert "stopped" in browser.find_element(By.ID, "calendar-status").text
+
+
+def test_bcc_address_and_the_decisions_list(browser: Any, site: Gateway,
+                                            tmp_path: Path) -> None:
+    import smtplib
+
+    username = unique("ola")
+    sign_up(browser, site, username, "olas web password")
+    address = browser.find_element(By.ID, "bcc-address").text
+    assert re.fullmatch(r"log\+[\w-]+@crm\.example", address)
+    config = write_config(tmp_path / "smtp", str(site.store.url))
+    with running_listener(config, site.store) as listener:
+        with smtplib.SMTP("127.0.0.1", listener.port, timeout=10) as client:
+            client.sendmail(f"{username}@crm.example", ["buyer@customer.example", address],
+                            (f"From: {username}@crm.example\r\nTo: buyer@customer.example\r\n"
+                             f"Subject: Quote\r\nMessage-ID: <{username}@crm.example>\r\n\r\n"
+                             "Here is the quote.\r\n").encode())
+        deadline = time.monotonic() + 30
+        while True:
+            browser.get(site.url + "account/")
+            rows = browser.find_elements(By.CSS_SELECTOR, "#decisions tbody tr")
+            if (rows and "logged as activity" in rows[0].text) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    assert rows and "logged as activity" in rows[0].text, [r.text for r in rows]
+    screenshot(browser, tmp_path, "decisions")
+
+    submit(browser, By.ID, "rotate-bcc")
+    assert browser.find_element(By.ID, "bcc-address").text not in ("", address)
+
+
+def test_post_without_csrf_token_is_refused(browser: Any, site: Gateway) -> None:
+    username = unique("pia")
+    sign_up(browser, site, username, "pias web password")
+    with cookie_session(browser) as session:
+        reply = session.post(site.url + "account/app-passwords", data={"label": "forged"},
+                             timeout=10)
+        assert reply.status_code == 403
+        reply = session.post(site.url + "account/app-passwords",
+                             data={"label": "forged", "csrf": "not-the-token"}, timeout=10)
+        assert reply.status_code == 403
+    with site.store.reading() as db:
+        assert get_user(db, username).app_passwords == []
+
+
+def test_cookie_flags_and_security_headers(site: Gateway) -> None:
+    reply = requests.get(site.url + "account/", timeout=10)
+    cookie = reply.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
+    assert "Secure" not in cookie  # plain HTTP, and no https public_url
+    assert "script-src 'self'" in reply.headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in reply.headers["Content-Security-Policy"]
+    assert reply.headers["X-Frame-Options"] == "DENY"
+    assert reply.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_a_diary_type_name_is_rendered_escaped(browser: Any, site: Gateway) -> None:
+    payload = '<img src=x onerror="document.title=\'pwned\'">Zz'
+    with site.store.transaction() as session:
+        create_type(session, f"{payload}{os.getpid()}", color="#123456", syncable=True)
+    username = unique("quin")
+    sign_up(browser, site, username, "quins web password")
+    names = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#calendars li")]
+    assert any(name.startswith(payload) for name in names)
+    assert "pwned" not in browser.title
+    assert not browser.find_elements(By.CSS_SELECTOR, "#calendars img")
+
+
+def test_another_reps_app_password_cannot_be_revoked(browser: Any, site: Gateway) -> None:
+    owner, other = unique("ray"), unique("rob")
+    sign_up(browser, site, owner, "rays web password")
+    password = create_app_password(browser, "rays phone")
+    with site.store.reading() as db:
+        (theirs,) = [p.id for p in get_user(db, owner).app_passwords]
+    sign_up(browser, site, other, "robs web password")
+    with cookie_session(browser) as session:
+        page = session.get(site.url + "account/", timeout=10).text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert csrf is not None
+        reply = session.post(f"{site.url}account/app-passwords/{theirs}/revoke",
+                             data={"csrf": csrf.group(1)}, timeout=10)
+    assert reply.status_code == 403
+    assert calendar_names(site, owner, password) == ["Call", "Invitations", "Meeting"]
+    assert owner not in page
+
+
+def test_repeated_failed_sign_ins_are_throttled(browser: Any, site: Gateway) -> None:
+    username = unique("sam")
+    sign_up(browser, site, username, "sams web password")
+    for _ in range(10):
+        sign_in(browser, site, username, "a wrong guess")
+    sign_in(browser, site, username, "sams web password")
+    assert "Too many failed sign-ins" in browser.find_element(By.ID, "sign-in-error").text
+    assert f"web sign-in of '{username}' from 127.0.0.1 failed" in site.log()
+    # Another account from the same address is not locked out by it.
+    other = unique("sue")
+    sign_up(browser, site, other, "sues web password")
+    sign_in(browser, site, other, "sues web password")
+    assert browser.find_element(By.ID, "whoami").text == other
+
+
+def test_the_cli_invitation_link_signs_a_user_up(
+        browser: Any, site: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    username = unique("tom")
+    monkeypatch.setenv("CRM_GATEWAY_HTTP_PUBLIC_URL", site.url)
+    run_cli(str(site.store.url), tmp_path, monkeypatch, capsys, "users", "add", username,
+            "--email", f"{username}@crm.example")
+    out: Any = run_cli(str(site.store.url), tmp_path, monkeypatch, capsys, "users", "invite",
+                       username)
+    assert out["link"].startswith(site.url + "account/invite/")
+    browser.delete_all_cookies()
+    browser.get(out["link"])
+    browser.find_element(By.ID, "password").send_keys("toms web password")
+    browser.find_element(By.ID, "again").send_keys("toms web password")
+    submit(browser, By.ID, "set-password")
+    assert browser.find_element(By.ID, "whoami").text == username
+
+    run_cli(str(site.store.url), tmp_path, monkeypatch, capsys, "users", "reset-web-password",
+            username)
+    browser.get(site.url + "account/")
+    assert "Sign in" in browser.title  # the reset ended the session
+    sign_in(browser, site, username, "toms web password")
+    assert "do not match" in browser.find_element(By.ID, "sign-in-error").text
