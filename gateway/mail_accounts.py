@@ -194,6 +194,13 @@ def pause_account(session: Session, user: User, reason: str = PAUSED_BY_COMMAND)
     return account
 
 
+def pause_after_refused_login(session: Session, user: User, step: str, detail: str
+                              ) -> MailAccount:
+    """After a connectivity test the server refused the login of: the account is paused until
+    its settings change (retrying a wrong password would only lock the mailbox)."""
+    return pause_account(session, user, f"{step} failed: {detail}")
+
+
 def resume_account(session: Session, user: User) -> MailAccount:
     account = get_account(session, user)
     account.paused = False

@@ -20,15 +20,17 @@ import requests
 from caldav_peer import Gateway, event
 from login_peers import run_cli
 from peers.bcc_listener import running_listener, write_config
+from peers.dovecot import DovecotServer, dovecot_fixture
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 from web_browser import browser, cookie_session, new_person, screenshot, site
 
 from gateway.diary_types import create_type
 from gateway.users import get_user
 
-__all__ = ["browser", "site"]
+__all__ = ["browser", "dovecot", "site"]
 
 _names = itertools.count(1)
 
@@ -330,3 +332,55 @@ def test_the_cli_invitation_link_signs_a_user_up(
     assert "Sign in" in browser.title  # the reset ended the session
     sign_in(browser, site, username, "toms web password")
     assert "do not match" in browser.find_element(By.ID, "sign-in-error").text
+
+
+MAIL_LOGIN, MAIL_PASSWORD = "mia", "mias mail password"
+dovecot = dovecot_fixture(tls=False, scope="module", users={MAIL_LOGIN: MAIL_PASSWORD})
+
+
+def connect_mailbox(driver: Any, server: DovecotServer, password: str) -> dict[str, str]:
+    """Fill in the mailbox form for the Dovecot server; the test's steps by name."""
+    Select(driver.find_element(By.ID, "provider")).select_by_value("custom")
+    for field, value in (("host", "127.0.0.1"), ("port", str(server.port)),
+                         ("mail-login", MAIL_LOGIN), ("mail-password", password)):
+        driver.find_element(By.ID, field).clear()
+        driver.find_element(By.ID, field).send_keys(value)
+    Select(driver.find_element(By.ID, "tls")).select_by_value("none")
+    submit(driver, By.ID, "mailbox-connect")
+    return {item.get_attribute("data-step"): item.get_attribute("data-status")
+            for item in driver.find_elements(By.CSS_SELECTOR, "#check-steps li")}
+
+
+@pytest.mark.dovecot
+def test_connect_a_mailbox_on_dovecot_step_by_step(
+        browser: Any, site: Gateway, dovecot: DovecotServer, tmp_path: Path) -> None:
+    username = unique("uma")
+    sign_up(browser, site, username, "umas web password")
+    steps = connect_mailbox(browser, dovecot, MAIL_PASSWORD)
+    assert steps and set(steps.values()) <= {"ok", "skipped"}, steps
+    assert steps["login"] == "ok"
+    assert "Every step is ok" in browser.find_element(By.ID, "check-verdict").text
+    assert MAIL_LOGIN in browser.find_element(By.ID, "mailbox-status").text
+    screenshot(browser, tmp_path, "mailbox")
+    submit(browser, By.ID, "mailbox-sync")
+    assert "Synced" in browser.find_element(By.ID, "polled").text
+
+    steps = connect_mailbox(browser, dovecot, "a wrong password")
+    assert steps["login"] == "failed"
+    failed = browser.find_element(By.CSS_SELECTOR, '#check-steps li[data-step="login"]').text
+    assert "login: failed" in failed and len(failed) > len("login: failed — ")
+    assert "failed at step login" in browser.find_element(By.ID, "check-verdict").text
+    assert "login failed" in browser.find_element(By.ID, "mailbox-status").text  # paused
+
+
+def test_pop3_is_refused_with_the_reason_and_the_form_kept(browser: Any, site: Gateway) -> None:
+    username = unique("val")
+    sign_up(browser, site, username, "vals web password")
+    Select(browser.find_element(By.ID, "protocol")).select_by_value("pop3")
+    browser.find_element(By.ID, "host").send_keys("pop.example.com")
+    browser.find_element(By.ID, "mail-login").send_keys("val@example.com")
+    submit(browser, By.ID, "mailbox-connect")
+    assert "POP3 is not supported" in browser.find_element(By.ID, "protocol-error").text
+    assert browser.find_element(By.ID, "host").get_attribute("value") == "pop.example.com"
+    assert browser.find_element(By.ID, "mail-login").get_attribute("value") == "val@example.com"
+    assert not browser.find_elements(By.ID, "mailbox-status")

@@ -31,6 +31,7 @@ from gateway.mail_accounts import (
     describe,
     get_account,
     pause_account,
+    pause_after_refused_login,
     remove_account,
     resolve_settings,
     resume_account,
@@ -120,8 +121,8 @@ def _test(context: Context, username: str) -> tuple[CheckResult, bool]:
     failed = result.failed
     if failed is not None and result.auth_failed:
         with context.store.transaction() as session:
-            pause_account(session, get_user(session, username),
-                          f"{failed.name} failed: {failed.detail}")
+            pause_after_refused_login(session, get_user(session, username), failed.name,
+                                      failed.detail)
     return result, result.auth_failed
 
 

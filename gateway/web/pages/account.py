@@ -14,6 +14,7 @@ from gateway.bcc_addresses import bcc_address
 from gateway.calendars import user_calendars
 from gateway.errors import DomainError, NotFound
 from gateway.inbound_queue import recent_decisions
+from gateway.mail_accounts import PROVIDERS, TLS_MODES, find_account
 from gateway.models import AppPassword, User
 from gateway.profiles import ProfileChanges, effective_profile, update_profile
 from gateway.publication import publish_user
@@ -117,6 +118,10 @@ def sync_view(page: Page, session: Session, user: User, **extra: Any) -> dict[st
         "paused": profile.paused, "bcc": bcc_address(session, user, logging_address,
                                                      rotate=False),
         "issued": None, "label": "", "errors": {},
+        "mailbox": find_account(session, user), "mailbox_form": {}, "check": None,
+        "polled": None, "providers": [(name, f"{name.title()} ({p.host})")
+                                      for name, p in PROVIDERS.items()],
+        "tls_modes": TLS_MODES,
     }
     values["decisions"] = recent_decisions(session, user.id, DECISIONS_SHOWN)
     values.update(extra)
