@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from gateway.clock import utcnow
@@ -78,8 +78,11 @@ def _bump(session: Session, user_id: int, **values: object) -> None:
 
 def invite(session: Session, user: User, *, now: datetime | None = None,
            lifetime: timedelta = INVITATION_LIFETIME) -> Invitation:
-    """A new one-time link token for ``user`` (shown once; earlier ones stay valid)."""
+    """A new one-time link token for ``user`` (shown once); the user's earlier unused links
+    stop working."""
     now = now or utcnow()
+    session.execute(delete(WebInvitation).where(WebInvitation.user_id == user.id,
+                                                WebInvitation.used_at.is_(None)))
     token = secrets.token_urlsafe(32)
     session.add(WebInvitation(user_id=user.id, token_hash=_token_hash(token), created_at=now,
                               expires_at=now + lifetime))

@@ -316,10 +316,14 @@ def test_the_cli_invitation_link_signs_a_user_up(
     monkeypatch.setenv("CRM_GATEWAY_HTTP_PUBLIC_URL", site.url)
     run_cli(str(site.store.url), tmp_path, monkeypatch, capsys, "users", "add", username,
             "--email", f"{username}@crm.example")
+    first: Any = run_cli(str(site.store.url), tmp_path, monkeypatch, capsys, "users",
+                         "invite", username)
     out: Any = run_cli(str(site.store.url), tmp_path, monkeypatch, capsys, "users", "invite",
                        username)
     assert out["link"].startswith(site.url + "account/invite/")
     browser.delete_all_cookies()
+    browser.get(first["link"])  # a new invitation replaces the unused one
+    assert "not known" in browser.find_element(By.CSS_SELECTOR, "p.error").text
     browser.get(out["link"])
     browser.find_element(By.ID, "password").send_keys("toms web password")
     browser.find_element(By.ID, "again").send_keys("toms web password")
