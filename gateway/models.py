@@ -146,6 +146,9 @@ class SyncProfile(Base):
     direction: Mapped[str | None] = mapped_column(String(32))
     sync_invitees: Mapped[bool | None] = mapped_column(Boolean)
     paused: Mapped[bool | None] = mapped_column(Boolean)
+    # Whether the user's mail is logged ("calendar only" turns it off); apart from email_sync,
+    # which diary-sync eligibility needs.
+    log_email: Mapped[bool | None] = mapped_column(Boolean)
 
 
 # --- companies and people outside the firm --------------------------------------------------

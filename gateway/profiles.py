@@ -22,6 +22,7 @@ class Profile:
     direction: str = "two_way"
     sync_invitees: bool = True
     paused: bool = False
+    log_email: bool = True  # False: "calendar only", the user's mail is not logged
 
     @property
     def calendar_writable(self) -> bool:
@@ -35,6 +36,7 @@ class ProfileChanges:
     direction: str | None = None
     sync_invitees: bool | None = None
     paused: bool | None = None
+    log_email: bool | None = None
 
     def check(self) -> None:
         if self.records is not None and self.records not in RECORDS:

@@ -1,4 +1,4 @@
-"""Web sign-in for people: web passwords, session versions, one-time invitations
+"""Web sign-in for people (web passwords, session versions, one-time invitations); whether a user's mail is logged
 
 Revision ID: 0008
 Revises: 0004
@@ -41,9 +41,13 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_web_invitations_user_id"), "web_invitations", ["user_id"])
     op.create_index("ix_inbound_messages_user_id_id", "inbound_messages", ["user_id", "id"])
+    with op.batch_alter_table("sync_profiles") as batch:
+        batch.add_column(sa.Column("log_email", sa.Boolean(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("sync_profiles") as batch:
+        batch.drop_column("log_email")
     op.drop_index("ix_inbound_messages_user_id_id", table_name="inbound_messages")
     op.drop_index(op.f("ix_web_invitations_user_id"), table_name="web_invitations")
     op.drop_table("web_invitations")

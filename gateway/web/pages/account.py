@@ -115,8 +115,9 @@ def sync_view(page: Page, session: Session, user: User, **extra: Any) -> dict[st
         "title": "My sync", "user": user, "base_url": base,
         "principal_url": f"{base}{user.username}/",
         "passwords": sorted(live, key=lambda p: p.id), "calendars": user_calendars(session, user),
-        "paused": profile.paused, "bcc": bcc_address(session, user, logging_address,
-                                                     rotate=False),
+        "paused": profile.paused, "log_email": profile.log_email,
+        "choice": choice_of(user.diary_sync, profile.log_email),
+        "bcc": bcc_address(session, user, logging_address, rotate=False),
         "issued": None, "label": "", "errors": {},
         "mailbox": find_account(session, user), "mailbox_form": {}, "check": None,
         "polled": None, "providers": [(name, f"{name.title()} ({p.host})")
@@ -179,7 +180,38 @@ def calendar_state(page: Page) -> Response:
     return page.redirect(HOME + "#calendar")
 
 
+CHOICES = {"both": (True, True), "calendar": (True, False), "email": (False, True)}
+
+
+def choice_of(diary_sync: bool, log_email: bool) -> str:
+    """Which of CHOICES (diary sync, mail logged) a user's settings are; "none" for neither."""
+    for name, settings in CHOICES.items():
+        if settings == (diary_sync, log_email):
+            return name
+    return "none"
+
+
+def what_to_sync(page: Page) -> Response:
+    """Email, calendar or both: diary sync (with its eligibility rule) and whether mail is
+    logged (the sync profile), set together in one transaction."""
+    user_id = signed_in(page)
+    choice = page.request.form.get("what", "")
+    if choice not in CHOICES:
+        return my_sync(page, 400, errors={"what": "Choose email, calendar or both."})
+    diary_sync, log_email = CHOICES[choice]
+    try:
+        with page.app.store.transaction() as session:
+            user = web_logins.get_person(session, user_id)
+            update_profile(session, user, ProfileChanges(log_email=log_email))
+            if update_user(session, user, UserChanges(diary_sync=diary_sync)):
+                publish_user(session, user)
+    except DomainError as exc:
+        return my_sync(page, 400, errors={"what": str(exc)})
+    return page.redirect(HOME)
+
+
 ROUTES = (
+    ("/account/what", "what_to_sync", ["POST"], what_to_sync),
     ("/account/", "home", ["GET"], home),
     ("/account/sign-in", "sign_in", ["POST"], sign_in),
     ("/account/sign-out", "sign_out", ["POST"], sign_out),
