@@ -181,7 +181,9 @@ SCHEMA: tuple[Option, ...] = (
            "Most hrefs one REPORT (calendar-multiget) may name (413 beyond)",
            "a positive integer"),
     Option("http", "public_url", _parse_str, "",
-           "Base URL clients use (printed by demo). Empty: http://<http.listen>/",
+           "The address reps and clients reach (https://... behind a TLS proxy): the calendar "
+           "URL, QR code, Apple profile, sign-in and invitation links use it, and https makes "
+           "the web session cookie Secure. Empty: http://<http.listen>/",
            "a URL"),
     Option("smtp", "listen", _parse_listen, "127.0.0.1:2525",
            "Address of the BCC logging SMTP listener", "HOST:PORT"),
