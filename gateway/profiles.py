@@ -85,3 +85,12 @@ def update_profile(session: Session, user: User | None, changes: ProfileChanges)
         if value is not None:
             setattr(row, name, value)
     session.flush()
+
+
+def explained_profile(session: Session, user_id: int) -> list[tuple[str, object, bool]]:
+    """Each setting of the user's effective profile: (name, value, whether it is inherited
+    from the global default rather than overridden for the user)."""
+    row = _user_row(session, user_id)
+    effective = effective_profile(session, user_id)
+    return [(name, getattr(effective, name), row is None or getattr(row, name) is None)
+            for name in _FIELDS]

@@ -12,6 +12,7 @@ import plistlib
 import re
 import smtplib
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,13 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
+from sqlalchemy import select
 from web_browser import browser, cookie_session, new_person, screenshot, site
 
 from gateway.diary_types import create_type
+from gateway.entries import EntryDraft, create_entry
+from gateway.models import DiaryEntry
+from gateway.profiles import ProfileChanges, update_profile
 from gateway.users import get_user
 
 __all__ = ["browser", "dovecot", "site"]
@@ -461,3 +466,37 @@ def sign_up_with(driver: Any, link: str, password: str) -> None:
     driver.find_element(By.ID, "password").send_keys(password)
     driver.find_element(By.ID, "again").send_keys(password)
     submit(driver, By.ID, "set-password")
+
+
+def test_admin_previews_a_dedupe_before_removing_and_shows_the_profile(
+        browser: Any, site: Gateway) -> None:
+    rep = unique("dan")
+    new_person(site, rep)
+    start = datetime(2026, 12, 9, 10, tzinfo=UTC)
+    with site.store.transaction() as session:
+        for _ in range(2):
+            create_entry(session, EntryDraft(type_name="Meeting", title="Twice <b>", start=start,
+                                             end=start + timedelta(hours=1), organizer=rep))
+        update_profile(session, get_user(session, rep), ProfileChanges(paused=True))
+    admin = unique("eve")
+    sign_up(browser, site, admin, "eves web password", admin=True)
+    browser.get(f"{site.url}admin/users/{rep}/sync")
+    assert rep in browser.title
+    paused = browser.find_element(By.CSS_SELECTOR, '#profile tr[data-setting="paused"]').text
+    records = browser.find_element(By.CSS_SELECTOR, '#profile tr[data-setting="records"]').text
+    assert "on" in paused and "this user" in paused
+    assert "global default" in records
+    assert "Twice <b>" in browser.find_element(By.ID, "duplicates").text
+    with site.store.reading() as session:
+        assert len(live_entries(session, rep)) == 2  # the preview removed nothing
+    submit(browser, By.ID, "dedupe")
+    assert "Removed 1 duplicate" in browser.find_element(By.ID, "done").text
+    assert browser.find_element(By.ID, "duplicates").text == "No duplicates."
+    with site.store.reading() as session:
+        assert len(live_entries(session, rep)) == 1
+
+
+def live_entries(session: Any, username: str) -> list[DiaryEntry]:
+    user = get_user(session, username)
+    return list(session.scalars(select(DiaryEntry).where(
+        DiaryEntry.owner_user_id == user.id, DiaryEntry.deleted_at.is_(None))))

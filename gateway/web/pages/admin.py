@@ -15,8 +15,11 @@ from gateway import web_logins
 from gateway.diary_types import create_type, list_types, update_type, usage_counts
 from gateway.errors import DomainError
 from gateway.inbound_queue import FAILED, list_messages, retry
+from gateway.mail_accounts import find_account
 from gateway.models import DiaryType
+from gateway.profiles import explained_profile
 from gateway.publication import publish_type, publish_user
+from gateway.sync_admin import dedupe, reset_sync
 from gateway.users import UserChanges, create_user, get_user, list_users, update_user
 from gateway.web.pages.page import Page
 
@@ -125,7 +128,35 @@ def retry_message(page: Page, message_id: int) -> Response:
     return page.redirect(CONSOLE + "#queue")
 
 
+def person_sync(page: Page, username: str) -> Response:
+    """One user's sync: the profile with what it inherits, the mailbox, and reset / dedupe
+    (the dedupe is previewed: nothing is removed until it is confirmed)."""
+    user_id = admin_only(page)
+    done = ""
+    if page.request.method == "POST":
+        action = page.request.form.get("action", "")
+        with page.app.store.transaction() as session:
+            person = get_user(session, username)
+            if action == "reset":
+                count = reset_sync(session, person)
+                done = f"Sync reset: {count} calendar(s); clients resync fully."
+            elif action == "dedupe":
+                removed = dedupe(session, person, dry_run=False)
+                done = f"Removed {len(removed)} duplicate entries."
+            else:
+                raise Forbidden("Unknown action.")
+    with page.app.store.reading() as session:
+        person = get_user(session, username)
+        preview = dedupe(session, person, dry_run=True)
+        return page.render(
+            "admin_user.html", title=f"Sync of {username} · Admin console",
+            user=web_logins.get_person(session, user_id), person=person,
+            profile=explained_profile(session, person.id), mailbox=find_account(session, person),
+            duplicates=preview, done=done)
+
+
 ROUTES = (
+    ("/admin/users/<username>/sync", "person_sync", ["GET", "POST"], person_sync),
     ("/admin/", "console", ["GET"], console),
     ("/admin/types", "add_type", ["POST"], add_type),
     ("/admin/types/<int:type_id>", "change_type", ["POST"], change_type),
