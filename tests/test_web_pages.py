@@ -500,3 +500,16 @@ def live_entries(session: Any, username: str) -> list[DiaryEntry]:
     user = get_user(session, username)
     return list(session.scalars(select(DiaryEntry).where(
         DiaryEntry.owner_user_id == user.id, DiaryEntry.deleted_at.is_(None))))
+
+
+def test_copy_buttons_work_under_the_content_security_policy(browser: Any, site: Gateway
+                                                             ) -> None:
+    username = unique("fay")
+    sign_up(browser, site, username, "fays web password")
+    button = browser.find_element(By.CSS_SELECTOR, 'button[data-copy="bcc-address"]')
+    button.click()
+    WebDriverWait(browser, 10).until(lambda driver: button.text == "Copied")
+    # A script or style the policy blocked would be logged as an error.
+    errors = [entry for entry in browser.get_log("browser")
+              if entry["level"] == "SEVERE" and entry["source"] != "network"]
+    assert not errors, errors

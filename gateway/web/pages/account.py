@@ -220,5 +220,4 @@ ROUTES = (
     ("/account/app-passwords/<int:password_id>/revoke", "revoke_app_password", ["POST"],
      revoke_app_password),
     ("/account/calendar", "calendar_state", ["POST"], calendar_state),
-    ("/account/static/<name>", "static", ["GET"], home),
 )

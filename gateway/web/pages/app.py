@@ -50,7 +50,7 @@ class PagesApp:
         self.templates = Environment(loader=PackageLoader("gateway.web.pages", "templates"),
                                      autoescape=select_autoescape(default=True))
         self.rules: dict[str, View] = {}
-        self.url_map = Map()
+        self.url_map = Map([Rule("/account/static/<name>", endpoint="static", methods=["GET"])])
         for module in (account, calendar_setup, mail, mailbox, admin):
             for path, endpoint, methods, view in module.ROUTES:
                 self.url_map.add(Rule(path, endpoint=endpoint, methods=methods))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -83,7 +83,3 @@ def with_headers(response: Response) -> Response:
     for name, value in HEADERS.items():
         response.headers.setdefault(name, value)
     return response
-
-
-def anonymous(session: WebSession) -> WebSession:
-    return replace(session, user_id=None, version=0)
