@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from gateway.activities import LINKED, LOGGED, LogOutcome
@@ -209,3 +209,10 @@ def recent_decisions(session: Session, user_id: int, limit: int) -> list[Inbound
     return list(session.scalars(
         select(InboundMessage).where(InboundMessage.user_id == user_id)
         .order_by(InboundMessage.id.desc()).limit(limit)))
+
+
+def status_counts(session: Session) -> dict[str, int]:
+    """How many inbound messages are in each status; one grouped query."""
+    rows = session.execute(select(InboundMessage.status, func.count()).group_by(
+        InboundMessage.status))
+    return {status: int(count) for status, count in rows}

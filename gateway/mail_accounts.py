@@ -242,3 +242,10 @@ def describe(session: Session, user: User, account: MailAccount) -> dict[str, An
             for c in folder_cursors(session, account)
         ],
     }
+
+
+def list_accounts(session: Session) -> list[tuple[str, MailAccount]]:
+    """Every connected mailbox with its user's name, by username (the admin's overview)."""
+    rows = session.execute(select(User.username, MailAccount).join(
+        MailAccount, MailAccount.user_id == User.id).order_by(User.username))
+    return [(username, account) for username, account in rows]

@@ -21,6 +21,7 @@ import pytest
 import requests
 from caldav_peer import Gateway, event
 from login_peers import run_cli
+from peers import TEST_SECRET_KEY
 from peers.bcc_listener import running_listener, write_config
 from peers.dovecot import DovecotServer, dovecot_fixture
 from selenium.webdriver.common.by import By
@@ -32,8 +33,10 @@ from web_browser import browser, cookie_session, new_person, screenshot, site
 
 from gateway.diary_types import create_type
 from gateway.entries import EntryDraft, create_entry
-from gateway.models import DiaryEntry
+from gateway.mail_accounts import MailSettings, set_account
+from gateway.models import DiaryEntry, InboundMessage
 from gateway.profiles import ProfileChanges, update_profile
+from gateway.secrets import SecretBox
 from gateway.users import get_user
 
 __all__ = ["browser", "dovecot", "site"]
@@ -513,3 +516,30 @@ def test_copy_buttons_work_under_the_content_security_policy(browser: Any, site:
     errors = [entry for entry in browser.get_log("browser")
               if entry["level"] == "SEVERE" and entry["source"] != "network"]
     assert not errors, errors
+
+
+def test_admin_sees_mailboxes_and_retries_failed_mail(browser: Any, site: Gateway) -> None:
+    rep = unique("gus")
+    new_person(site, rep)
+    with site.store.transaction() as session:
+        user = get_user(session, rep)
+        settings = MailSettings("imap.example.com", 993, "ssl", f"{rep}@example.com", "secret")
+        set_account(session, user, settings, SecretBox(TEST_SECRET_KEY))
+        failed = InboundMessage(mail_from=f"{rep}@crm.example", rcpt_tos=[], user_id=user.id,
+                                raw=b"x", size=1, status="failed",
+                                last_error=f"<script>{rep}</script> broke")
+        session.add(failed)
+        session.flush()
+        failed_id = failed.id
+    admin = unique("hal")
+    sign_up(browser, site, admin, "hals web password", admin=True)
+    browser.get(site.url + "admin/")
+    row = browser.find_element(By.CSS_SELECTOR, f'#mailbox-table tr[data-user="{rep}"]')
+    assert f"{rep}@example.com at imap.example.com:993" in row.text
+    assert "not polled yet" in row.text
+    queue = browser.find_element(By.ID, "queue").text
+    assert f"<script>{rep}</script> broke" in queue  # shown as text, escaped
+    submit(browser, By.CSS_SELECTOR, f'form[action="/admin/inbound/{failed_id}/retry"] button')
+    with site.store.reading() as session:
+        assert session.get(InboundMessage, failed_id).status == "queued"
+    assert f"<script>{rep}</script>" not in browser.find_element(By.ID, "queue").text

@@ -1,4 +1,5 @@
-"""The admin console (``/admin/``, admin users only): diary types, users, the inbound queue.
+"""The admin console (``/admin/``, admin users only): diary types, users, mailboxes, the
+inbound queue, and one user's sync (profile, reset, dedupe).
 
 Every change is the core service the CLI calls (``gateway.diary_types``, ``gateway.users``,
 ``gateway.web_logins``, ``gateway.inbound_queue``), with its refusal shown next to the form.
@@ -14,8 +15,8 @@ from werkzeug.wrappers import Response
 from gateway import web_logins
 from gateway.diary_types import create_type, list_types, update_type, usage_counts
 from gateway.errors import DomainError
-from gateway.inbound_queue import FAILED, list_messages, retry
-from gateway.mail_accounts import find_account
+from gateway.inbound_queue import FAILED, list_messages, retry, status_counts
+from gateway.mail_accounts import find_account, list_accounts
 from gateway.models import DiaryType
 from gateway.profiles import explained_profile
 from gateway.publication import publish_type, publish_user
@@ -43,6 +44,7 @@ def console(page: Page, status: int = 200, **extra: Any) -> Response:
             "types": list_types(session), "counts": usage_counts(session),
             "people": list_users(session), "failed": list_messages(session, FAILED),
             "errors": {}, "form": {}, "invitation": None,
+            "mailboxes": list_accounts(session), "queue": status_counts(session),
         }
         values.update(extra)
         return page.render("admin.html", status, **values)
