@@ -48,7 +48,9 @@ def submit(driver: Any, by: str, value: str) -> None:
     """Click a form's button and wait for the page it leads to."""
     button = driver.find_element(by, value)
     button.click()
-    WebDriverWait(driver, 30).until(staleness_of(button))
+    wait = WebDriverWait(driver, 30)
+    wait.until(staleness_of(button))
+    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 def unique(prefix: str) -> str:

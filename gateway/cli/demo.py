@@ -41,10 +41,10 @@ def do_demo(context: Context, _args: argparse.Namespace) -> int:
     lines += ["", f"Calendar apps (CalDAV): add an account for server {base}, or each "
               "user's URL:"]
     lines += [f"  {x.username:<8} {base}{x.username}/" for x in logins]
-    lines += ["", "BCC logging: mail BCC'd to a user's secret address is logged for them:"]
-    lines += [f"  {x.username:<8} {bcc[x.username]}" for x in logins]
     lines += ["", f"Web pages: sign in at {web_logins.sign_in_link(base)} after setting a web "
               "password with a one-time link (valid 7 days):"]
     lines += [f"  {x.username:<8} {invitations[x.username]}" for x in logins]
+    lines += ["", "BCC logging: mail BCC'd to a user's secret address is logged for them:"]
+    lines += [f"  {x.username:<8} {bcc[x.username]}" for x in logins]
     context.emit({"users": data, "sign_in": web_logins.sign_in_link(base)}, lines)
     return 0
