@@ -397,6 +397,10 @@ def test_connect_a_mailbox_on_dovecot_step_by_step(
     screenshot(browser, tmp_path, "mailbox")
     submit(browser, By.ID, "mailbox-sync")
     assert "Synced" in browser.find_element(By.ID, "polled").text
+    submit(browser, By.ID, "mailbox-pause")
+    assert "paused from My sync" in browser.find_element(By.ID, "mailbox-status").text
+    submit(browser, By.ID, "mailbox-resume")
+    assert "Paused" not in browser.find_element(By.ID, "mailbox-status").text
 
     steps = connect_mailbox(browser, dovecot, "a wrong password")
     assert steps["login"] == "failed"

@@ -19,6 +19,7 @@ from gateway.mail_accounts import (
     POP3_REFUSED,
     PROVIDERS,
     get_account,
+    pause_account,
     pause_after_refused_login,
     remove_account,
     resolve_settings,
@@ -29,6 +30,7 @@ from gateway.secrets import SecretBox
 from gateway.web.pages.account import HOME, my_sync, signed_in
 from gateway.web.pages.page import Page
 
+PAUSED_FROM_PAGE = "paused from My sync"
 FIELDS = ("provider", "protocol", "host", "port", "tls", "login")
 
 
@@ -102,6 +104,8 @@ def mailbox_action(page: Page) -> Response:
             user = web_logins.get_person(session, user_id)
             if action == "resume":
                 resume_account(session, user)
+            elif action == "pause":
+                pause_account(session, user, PAUSED_FROM_PAGE)
             elif action == "disconnect":
                 remove_account(session, user)
     except DomainError as exc:
