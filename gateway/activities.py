@@ -35,6 +35,7 @@ from gateway.participants import (
     resolve_links,
     sort_participants,
 )
+from gateway.profiles import effective_profile
 from gateway.webhook_payloads import activity_logged
 
 LOGGED = "logged"
@@ -76,6 +77,10 @@ def record_emails(session: Session, messages: Sequence[tuple[ParsedEmail, bytes]
     """
     if not user.email_sync:
         off = LogOutcome(NOT_LOGGED, None, f"not logged: email sync is off for {user.username}")
+        return [off] * len(messages)
+    if not effective_profile(session, user.id).log_email:
+        off = LogOutcome(NOT_LOGGED, None,
+                         f"not logged: {user.username} synchronises the calendar only")
         return [off] * len(messages)
     directory = Directory.load(
         session, (p.email for parsed, _ in messages for p in participants_of(parsed))
@@ -156,7 +161,7 @@ def is_relevant(session: Session, addresses: Iterable[str], *, user: User,
     account's domain (and not never_log/internal)? The IMAP poller fetches full bodies only then.
     ``directory``, when given, must have been loaded for (at least) these addresses.
     """
-    if not user.email_sync:
+    if not user.email_sync or not effective_profile(session, user.id).log_email:
         return False
     emails = [a.lower() for a in addresses]
     if directory is None:
@@ -170,7 +175,7 @@ def is_relevant(session: Session, addresses: Iterable[str], *, user: User,
 def relevant_messages(session: Session, address_sets: Sequence[frozenset[str]], *, user: User,
                       policy: LoggingPolicy) -> list[bool]:
     """``is_relevant`` for each message's addresses, from one directory loaded for them all."""
-    if not user.email_sync:
+    if not user.email_sync or not effective_profile(session, user.id).log_email:
         return [False] * len(address_sets)
     everyone = {address.lower() for addresses in address_sets for address in addresses}
     directory = Directory.load(session, everyone)

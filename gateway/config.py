@@ -181,7 +181,9 @@ SCHEMA: tuple[Option, ...] = (
            "Most hrefs one REPORT (calendar-multiget) may name (413 beyond)",
            "a positive integer"),
     Option("http", "public_url", _parse_str, "",
-           "Base URL clients use (printed by demo). Empty: http://<http.listen>/",
+           "The address reps and clients reach (https://... behind a TLS proxy): the calendar "
+           "URL, QR code, Apple profile, sign-in and invitation links use it, and https makes "
+           "the web session cookie Secure. Empty: http://<http.listen>/",
            "a URL"),
     Option("smtp", "listen", _parse_listen, "127.0.0.1:2525",
            "Address of the BCC logging SMTP listener", "HOST:PORT"),
@@ -446,3 +448,12 @@ def _generated_secret(data_dir: Path) -> str:
     with os.fdopen(fd, "w") as handle:
         handle.write(key + "\n")
     return key
+
+
+def public_base_url(config: Config) -> str:
+    """The address people and clients reach, ending in "/": ``http.public_url``, or
+    ``http://<http.listen>/`` when it is empty."""
+    public = str(config.get("http", "public_url"))
+    if public:
+        return public if public.endswith("/") else public + "/"
+    return f"http://{config.get('http', 'listen')}/"

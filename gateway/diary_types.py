@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.errors import Conflict, Invalid, NotFound
 from gateway.keyset import Page, page
-from gateway.models import DiaryType
+from gateway.models import DiaryEntry, DiaryType
 
 COLOR_RE = re.compile(r"#[0-9A-Fa-f]{6}")
 # Slugs a type may not take: the invitations calendar lives beside the type calendars.
@@ -109,3 +109,12 @@ def get_type_by_id(session: Session, type_id: int) -> DiaryType:
 def page_types(session: Session, *, limit: int, after: int | None) -> Page[DiaryType]:
     """Diary types by id, O(page)."""
     return page(session, select(DiaryType), DiaryType.id, limit, after)
+
+
+def usage_counts(session: Session) -> dict[int, tuple[int, int]]:
+    """Per type id: (live entries, distinct reps whose calendars hold them); one query."""
+    rows = session.execute(
+        select(DiaryEntry.type_id, func.count(DiaryEntry.id),
+               func.count(func.distinct(DiaryEntry.owner_user_id)))
+        .where(DiaryEntry.deleted_at.is_(None)).group_by(DiaryEntry.type_id))
+    return {type_id: (int(entries), int(reps)) for type_id, entries, reps in rows}

@@ -224,3 +224,17 @@ def describe_error(error: BaseException) -> str:
     shown = original if isinstance(original, BaseException) else error
     text = " ".join(str(shown).split())[:300]
     return f"{type(shown).__name__}: {text}" if text else type(shown).__name__
+
+
+def recent_decisions(session: Session, user_id: int, limit: int) -> list[InboundMessage]:
+    """The user's last ``limit`` inbound messages, newest first: one indexed query."""
+    return list(session.scalars(
+        select(InboundMessage).where(InboundMessage.user_id == user_id)
+        .order_by(InboundMessage.id.desc()).limit(limit)))
+
+
+def status_counts(session: Session) -> dict[str, int]:
+    """How many inbound messages are in each status; one grouped query."""
+    rows = session.execute(select(InboundMessage.status, func.count()).group_by(
+        InboundMessage.status))
+    return {status: int(count) for status, count in rows}

@@ -195,6 +195,13 @@ def pause_account(session: Session, user: User, reason: str = PAUSED_BY_COMMAND)
     return account
 
 
+def pause_after_refused_login(session: Session, user: User, step: str, detail: str
+                              ) -> MailAccount:
+    """After a connectivity test the server refused the login of: the account is paused until
+    its settings change (retrying a wrong password would only lock the mailbox)."""
+    return pause_account(session, user, f"{step} failed: {detail}")
+
+
 def resume_account(session: Session, user: User) -> MailAccount:
     account = get_account(session, user)
     account.paused = False
@@ -256,3 +263,10 @@ def poller_facts(session: Session, now: datetime) -> PollerFacts:
         oldest = datetime.fromisoformat(str(oldest)).replace(tzinfo=UTC)
     lag = None if oldest is None else max(0.0, (now - oldest).total_seconds())
     return PollerFacts(int(count), int(failing or 0), lag)
+
+
+def list_accounts(session: Session) -> list[tuple[str, MailAccount]]:
+    """Every connected mailbox with its user's name, by username (the admin's overview)."""
+    rows = session.execute(select(User.username, MailAccount).join(
+        MailAccount, MailAccount.user_id == User.id).order_by(User.username))
+    return [(username, account) for username, account in rows]

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from gateway.db import Store
 from gateway.errors import DomainError
-from gateway.mail_accounts import get_account, pause_account
+from gateway.mail_accounts import get_account, pause_after_refused_login
 from gateway.users import get_user
 
 
@@ -63,8 +63,8 @@ def record_outcome(store: Store, username: str, result: ResultLike) -> Outcome:
     paused = failed is not None and result.auth_failed
     if paused and failed is not None:
         with store.transaction() as session:
-            pause_account(session, get_user(session, username),
-                          f"{failed.name} failed: {failed.detail}")
+            pause_after_refused_login(session, get_user(session, username), failed.name,
+                                      failed.detail)
     return Outcome(tuple((s.name, s.status, s.detail) for s in result.steps),
                    failed is None, paused)
 

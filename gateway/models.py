@@ -146,6 +146,9 @@ class SyncProfile(Base):
     direction: Mapped[str | None] = mapped_column(String(32))
     sync_invitees: Mapped[bool | None] = mapped_column(Boolean)
     paused: Mapped[bool | None] = mapped_column(Boolean)
+    # Whether the user's mail is logged ("calendar only" turns it off); apart from email_sync,
+    # which diary-sync eligibility needs.
+    log_email: Mapped[bool | None] = mapped_column(Boolean)
 
 
 # --- companies and people outside the firm --------------------------------------------------
@@ -465,6 +468,8 @@ class InboundMessage(Base):
             "status IN ('queued', 'done', 'skipped', 'failed')", name="status"
         ),
         Index("ix_inbound_messages_due", "status", "next_attempt_at"),
+        # A rep's last decisions ("My sync"): one index range, newest first.
+        Index("ix_inbound_messages_user_id_id", "user_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -744,3 +749,32 @@ class LinkedObject(Base):
     conflict_note: Mapped[str | None] = mapped_column(Text)
     conflict_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- web sign-in for people -----------------------------------------------------------------
+
+
+class WebLogin(Base):
+    """A person's web password (argon2; never a CalDAV login) and session version: a session
+    cookie names the version it was issued under, and bumping it ends every such session."""
+
+    __tablename__ = "web_logins"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    session_version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class WebInvitation(Base):
+    """A one-time link to set a web password: SHA-256 of the token, an expiry, used once."""
+
+    __tablename__ = "web_invitations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -22,6 +22,7 @@ class Profile:
     direction: str = "two_way"
     sync_invitees: bool = True
     paused: bool = False
+    log_email: bool = True  # False: "calendar only", the user's mail is not logged
 
     @property
     def calendar_writable(self) -> bool:
@@ -35,6 +36,7 @@ class ProfileChanges:
     direction: str | None = None
     sync_invitees: bool | None = None
     paused: bool | None = None
+    log_email: bool | None = None
 
     def check(self) -> None:
         if self.records is not None and self.records not in RECORDS:
@@ -89,3 +91,12 @@ def overridden_fields(session: Session, user_id: int) -> tuple[str, ...]:
     """The fields the user's own profile sets; every other one is inherited."""
     row = _user_row(session, user_id)
     return tuple(name for name in _FIELDS if row is not None and getattr(row, name) is not None)
+
+
+def explained_profile(session: Session, user_id: int) -> list[tuple[str, object, bool]]:
+    """Each setting of the user's effective profile: (name, value, whether it is inherited
+    from the global default rather than overridden for the user)."""
+    row = _user_row(session, user_id)
+    effective = effective_profile(session, user_id)
+    return [(name, getattr(effective, name), row is None or getattr(row, name) is None)
+            for name in _FIELDS]

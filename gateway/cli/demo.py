@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from gateway import web_logins
 from gateway.bcc_addresses import bcc_address
 from gateway.cli.base import Context
+from gateway.config import public_base_url
 from gateway.demo import seed
 from gateway.users import get_user
 
@@ -17,10 +19,7 @@ def register(commands: Any) -> None:
 
 
 def calendar_base_url(context: Context) -> str:
-    public = context.config.get("http", "public_url")
-    if public:
-        return public if public.endswith("/") else public + "/"
-    return f"http://{context.config.get('http', 'listen')}/"
+    return public_base_url(context.config)
 
 
 def do_demo(context: Context, _args: argparse.Namespace) -> int:
@@ -29,16 +28,23 @@ def do_demo(context: Context, _args: argparse.Namespace) -> int:
         logins = seed(session)
         bcc = {x.username: bcc_address(session, get_user(session, x.username), logging_address,
                                        rotate=False) for x in logins}
+        tokens = {x.username: web_logins.invite(session, get_user(session, x.username)).token
+                  for x in logins}
     base = calendar_base_url(context)
+    invitations = {name: web_logins.invitation_link(base, token) for name, token in tokens.items()}
     data = [{"username": x.username, "email": x.email, "app_password": x.password,
-             "calendar_url": f"{base}{x.username}/", "bcc_address": bcc[x.username]}
+             "calendar_url": f"{base}{x.username}/", "bcc_address": bcc[x.username],
+             "invitation": invitations[x.username]}
             for x in logins]
     lines = ["Demo CRM ready. Logins (username or email, with the app password):"]
     lines += [f"  {x.username:<8} {x.email:<28} {x.password}" for x in logins]
     lines += ["", f"Calendar apps (CalDAV): add an account for server {base}, or each "
               "user's URL:"]
     lines += [f"  {x.username:<8} {base}{x.username}/" for x in logins]
+    lines += ["", f"Web pages: sign in at {web_logins.sign_in_link(base)} after setting a web "
+              "password with a one-time link (valid 7 days):"]
+    lines += [f"  {x.username:<8} {invitations[x.username]}" for x in logins]
     lines += ["", "BCC logging: mail BCC'd to a user's secret address is logged for them:"]
     lines += [f"  {x.username:<8} {bcc[x.username]}" for x in logins]
-    context.emit({"users": data}, lines)
+    context.emit({"users": data, "sign_in": web_logins.sign_in_link(base)}, lines)
     return 0

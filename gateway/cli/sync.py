@@ -31,6 +31,8 @@ def register(commands: Any) -> None:
     profile.add_argument("--direction", choices=DIRECTIONS)
     profile.add_argument("--sync-invitees", type=on_off, metavar="on|off")
     profile.add_argument("--paused", type=on_off, metavar="on|off")
+    profile.add_argument("--log-email", type=on_off, metavar="on|off",
+                         help="off: the user's mail is not logged (calendar only)")
     profile.set_defaults(handler=do_profile)
 
     reset = sub.add_parser("reset", help="refuse old sync tokens: clients resync fully")
@@ -45,7 +47,8 @@ def register(commands: Any) -> None:
 
 def do_profile(context: Context, args: argparse.Namespace) -> int:
     changes = ProfileChanges(records=args.records, direction=args.direction,
-                             sync_invitees=args.sync_invitees, paused=args.paused)
+                             sync_invitees=args.sync_invitees, paused=args.paused,
+                             log_email=args.log_email)
     changing = any(value is not None for value in asdict(changes).values())
     with context.store.transaction() as session:
         user = get_user(session, args.username) if args.username else None

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from gateway import app_passwords
+from gateway import app_passwords, web_logins
 from gateway.bcc_addresses import bcc_address
 from gateway.cli.base import Context, on_off
+from gateway.config import public_base_url
 from gateway.models import User
 from gateway.publication import publish_user
 from gateway.users import (
@@ -42,6 +43,8 @@ def register(commands: Any) -> None:
     change.add_argument("--diary-sync", type=on_off, metavar="on|off")
     change.add_argument("--email")
     change.add_argument("--name")
+    change.add_argument("--admin", action=argparse.BooleanOptionalAction, default=None,
+                        help="may use the admin console (--no-admin: may not)")
     change.set_defaults(handler=do_set)
 
     password = sub.add_parser("app-password", help="issue an app password (printed once)")
@@ -53,6 +56,15 @@ def register(commands: Any) -> None:
     revoke.add_argument("username")
     revoke.add_argument("id", type=int)
     revoke.set_defaults(handler=do_revoke)
+
+    invite = sub.add_parser("invite", help="print a one-time link to set a web password")
+    invite.add_argument("username")
+    invite.set_defaults(handler=do_invite)
+
+    reset = sub.add_parser("reset-web-password",
+                           help="clear the user's web password and end their web sessions")
+    reset.add_argument("username")
+    reset.set_defaults(handler=do_reset_web_password)
 
     bcc = sub.add_parser("bcc-address", help="print the user's secret BCC logging address")
     bcc.add_argument("username")
@@ -123,6 +135,8 @@ def do_set(context: Context, args: argparse.Namespace) -> int:
         user = get_user(session, args.username)
         if update_user(session, user, changes):
             publish_user(session, user)
+        if args.admin is not None:
+            user.is_admin = args.admin
         data = describe(user)
         line = _line(user)
     context.emit(data, line)
@@ -148,6 +162,26 @@ def do_revoke(context: Context, args: argparse.Namespace) -> int:
         app_passwords.revoke(session, user, args.id)
     context.emit({"username": args.username, "revoked": args.id},
                  f"revoked app password {args.id} of {args.username}")
+    return 0
+
+
+def do_invite(context: Context, args: argparse.Namespace) -> int:
+    with context.store.transaction() as session:
+        user = get_user(session, args.username)
+        invitation = web_logins.invite(session, user)
+    link = web_logins.invitation_link(public_base_url(context.config), invitation.token)
+    context.emit({"username": args.username, "link": link, "expires": invitation.expires_at},
+                 [f"invitation for {args.username} (works once, until "
+                  f"{invitation.expires_at:%Y-%m-%d %H:%M} UTC):", link])
+    return 0
+
+
+def do_reset_web_password(context: Context, args: argparse.Namespace) -> int:
+    with context.store.transaction() as session:
+        web_logins.reset(session, get_user(session, args.username))
+    context.emit({"username": args.username, "reset": True},
+                 f"web password of {args.username} cleared; their web sessions are ended "
+                 "(send a new invitation)")
     return 0
 
 

@@ -27,6 +27,7 @@ from gateway.db import Store, shared_store
 from gateway.web import outage
 from gateway.web.api import ApiApp
 from gateway.web.middleware import GatewayMiddleware
+from gateway.web.pages import PagesApp
 from gateway.web.xml_guard import XmlLimits
 
 log = logging.getLogger(__name__)
@@ -124,13 +125,17 @@ class Health(resource.Resource):
         return server.NOT_DONE_YET
 
 
-class Root(resource.Resource):
-    """``/healthz`` and the JSON API (``/api/v1/...``) here; every other path goes to
-    Radicale whole."""
+PAGES_ROOTS = (b"account", b"admin")
 
-    def __init__(self, dav: WSGIResource, health: Health, api: WSGIResource | None = None):
+
+class Root(resource.Resource):
+    """``/healthz`` and the JSON API (``/api/v1/...``) here; the people's pages under
+    ``/account/`` and ``/admin/``; every other path goes to Radicale whole."""
+
+    def __init__(self, dav: WSGIResource, health: Health, api: WSGIResource | None = None,
+                 pages: WSGIResource | None = None):
         super().__init__()
-        self.dav, self.health, self.api = dav, health, api
+        self.dav, self.health, self.api, self.pages = dav, health, api, pages
 
     def getChild(self, path: bytes, request: server.Request) -> Any:
         if path == b"healthz" and not request.postpath:
@@ -140,8 +145,10 @@ class Root(resource.Resource):
             # The API app sees SCRIPT_NAME /api/v1 and routes on the rest.
             request.prepath.append(request.postpath.pop(0))
             return self.api
-        # Hand Radicale the full path: undo the segment Twisted consumed.
+        # Hand the WSGI app the full path: undo the segment Twisted consumed.
         request.postpath.insert(0, request.prepath.pop())
+        if path in PAGES_ROOTS and self.pages is not None:
+            return self.pages
         return self.dav
 
     def render(self, request: server.Request) -> Any:
@@ -164,7 +171,8 @@ def build_site(config: Config, store: Store, reactor: Any) -> tuple[server.Site,
     pool = ThreadPool(minthreads=2, maxthreads=config.get("http", "threads"), name="caldav")
     dav = WSGIResource(reactor, pool, dav_app(config, store))
     api = WSGIResource(reactor, pool, ApiApp(store, config))
-    site = server.Site(Root(dav, Health(store, pool, reactor), api), timeout=120)
+    pages = WSGIResource(reactor, pool, PagesApp(config, store))
+    site = server.Site(Root(dav, Health(store, pool, reactor), api, pages), timeout=120)
     site.requestFactory = CappedRequest
     site.max_body_bytes = config.get("http", "max_body_bytes")  # type: ignore[attr-defined]
     site.displayTracebacks = False
