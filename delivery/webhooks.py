@@ -87,6 +87,9 @@ class Deliverer:
         self.workers = workers
         self.owner = owner
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="crm-webhooks")
+        # Rounds run on their own thread, not the loop's default executor, so that stopping
+        # the role ends every thread it started.
+        self._rounds = ThreadPoolExecutor(1, thread_name_prefix="crm-webhooks-round")
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -112,7 +115,7 @@ class Deliverer:
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
             try:
-                worked = await loop.run_in_executor(None, self._round)
+                worked = await loop.run_in_executor(self._rounds, self._round)
             except Exception as exc:  # the store is unreachable: wait, then try again
                 log.warning("webhook deliveries unavailable: %s", exc)
                 worked = 0
@@ -125,6 +128,7 @@ class Deliverer:
         self._stopping.set()
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
+        self._rounds.shutdown(wait=True)
         self._executor.shutdown(wait=True)
 
 
