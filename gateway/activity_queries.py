@@ -149,3 +149,25 @@ def find_attachment(activity: Activity, name: str) -> Attachment:
 
 def attachment_data(session: Session, attachment: Attachment) -> bytes:
     return get_blob(session, attachment.blob_sha256)
+
+
+def contacts_by_activity(session: Session, activity_ids: list[int]) -> dict[int, list[str]]:
+    """The contacts each activity is linked to, as "Name <email>" (or the email), in link
+    order; one query for the whole list."""
+    if not activity_ids:
+        return {}
+    first_email = (
+        select(ContactEmail.email).where(ContactEmail.contact_id == Contact.id)
+        .order_by(ContactEmail.id).limit(1).scalar_subquery()
+    )
+    rows = session.execute(
+        select(ActivityLink.activity_id, Contact.name, first_email)
+        .join(Contact, Contact.id == ActivityLink.contact_id)
+        .where(ActivityLink.activity_id.in_(activity_ids))
+        .order_by(ActivityLink.activity_id, ActivityLink.id))
+    found: dict[int, list[str]] = {}
+    for activity_id, name, email in rows:
+        shown = f"{name} <{email}>" if name and email else (name or email or "")
+        if shown not in found.setdefault(activity_id, []):
+            found[activity_id].append(shown)
+    return found

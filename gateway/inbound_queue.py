@@ -230,6 +230,7 @@ def recent_decisions(session: Session, user_id: int, limit: int) -> list[Inbound
     """The user's last ``limit`` inbound messages, newest first: one indexed query."""
     return list(session.scalars(
         select(InboundMessage).where(InboundMessage.user_id == user_id)
+        .options(defer(InboundMessage.raw))  # up to the size limit each; not shown
         .order_by(InboundMessage.id.desc()).limit(limit)))
 
 

@@ -268,6 +268,28 @@ def test_bcc_address_decisions_and_calendar_only(browser: Any, site: Gateway,
     assert browser.find_element(By.ID, "bcc-address").text not in ("", address)
 
 
+def test_a_contact_name_from_mail_is_rendered_escaped(browser: Any, site: Gateway,
+                                                      tmp_path: Path) -> None:
+    username = unique("xia")
+    sign_up(browser, site, username, "xias web password")
+    address = browser.find_element(By.ID, "bcc-address").text
+    payload = "<img src=x onerror=alert(document.domain)>Wile"
+    config = write_config(tmp_path / "smtp", str(site.store.url))
+    with running_listener(config, site.store) as listener, \
+            smtplib.SMTP("127.0.0.1", listener.port, timeout=10) as client:
+        client.sendmail(f"{username}@crm.example", [f"wile.{username}@coyote.example", address],
+                        (f"From: {username}@crm.example\r\n"
+                         f"To: \"{payload}\" <wile.{username}@coyote.example>\r\n"
+                         f"Subject: Anvils\r\nMessage-ID: <anvils.{username}@crm.example>\r\n"
+                         "\r\nTen anvils.\r\n").encode())
+        line = latest_decision(browser, site, 1)
+    # The rep sees whom the mail was logged with, the name as text, never as markup.
+    assert "logged as activity" in line and payload in line
+    assert f"wile.{username}@coyote.example" in line
+    assert browser.find_elements(By.CSS_SELECTOR, "#decisions img") == []
+    assert "&lt;img" in browser.page_source
+
+
 def test_post_without_csrf_token_is_refused(browser: Any, site: Gateway) -> None:
     username = unique("pia")
     sign_up(browser, site, username, "pias web password")

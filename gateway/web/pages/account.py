@@ -10,6 +10,7 @@ from werkzeug.exceptions import Forbidden
 from werkzeug.wrappers import Response
 
 from gateway import app_passwords, web_logins
+from gateway.activity_queries import contacts_by_activity
 from gateway.bcc_addresses import bcc_address
 from gateway.calendars import user_calendars
 from gateway.errors import DomainError, NotFound
@@ -124,7 +125,10 @@ def sync_view(page: Page, session: Session, user: User, **extra: Any) -> dict[st
                                       for name, p in PROVIDERS.items()],
         "tls_modes": TLS_MODES,
     }
-    values["decisions"] = recent_decisions(session, user.id, DECISIONS_SHOWN)
+    decisions = recent_decisions(session, user.id, DECISIONS_SHOWN)
+    values["decisions"] = decisions
+    values["decision_contacts"] = contacts_by_activity(
+        session, [d.activity_id for d in decisions if d.activity_id is not None])
     values.update(extra)
     return values
 
