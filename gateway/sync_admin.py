@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 
 from gateway.clock import utcnow
 from gateway.models import Calendar, DiaryEntry, User
-from gateway.publication import publish_entry
+from gateway.profiles import ProfileChanges, update_profile
+from gateway.publication import publish_all_users, publish_entry, publish_user
 
 
 def reset_sync(session: Session, user: User) -> int:
@@ -62,3 +63,17 @@ def dedupe(session: Session, user: User, *, dry_run: bool) -> list[Duplicate]:
                 session.flush()
                 publish_entry(session, entry)
     return removed
+
+
+def change_profile(session: Session, user: User | None, changes: ProfileChanges) -> bool:
+    """Set fields of the global sync profile (user None) or of one user's, and republish what
+    the change affects (every user for the global one); False when ``changes`` sets nothing."""
+    if all(getattr(changes, name) is None for name in changes.__dataclass_fields__):
+        changes.check()
+        return False
+    update_profile(session, user, changes)
+    if user is None:
+        publish_all_users(session)
+    else:
+        publish_user(session, user)
+    return True

@@ -24,8 +24,8 @@ from login_peers import run_cli
 from peers import TEST_SECRET_KEY
 from peers.bcc_listener import running_listener, write_config
 from peers.dovecot import DovecotServer, dovecot_fixture
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 from sqlalchemy import select
@@ -35,7 +35,7 @@ from gateway.diary_types import create_type
 from gateway.entries import EntryDraft, create_entry
 from gateway.mail_accounts import MailSettings, set_account
 from gateway.models import DiaryEntry, InboundMessage
-from gateway.profiles import ProfileChanges, update_profile
+from gateway.profiles import ProfileChanges, effective_profile, update_profile
 from gateway.secrets import SecretBox
 from gateway.users import get_user
 
@@ -44,12 +44,22 @@ __all__ = ["browser", "dovecot", "site"]
 _names = itertools.count(1)
 
 
+def _left_the_page(element: Any) -> bool:
+    """Whether the page that held ``element`` is gone. Chromium answers a lookup of a node of
+    a page being replaced either as stale or as "does not belong to the document"."""
+    try:
+        element.is_enabled()
+    except (StaleElementReferenceException, WebDriverException):
+        return True
+    return False
+
+
 def submit(driver: Any, by: str, value: str) -> None:
     """Click a form's button and wait for the page it leads to."""
     button = driver.find_element(by, value)
     button.click()
     wait = WebDriverWait(driver, 30)
-    wait.until(staleness_of(button))
+    wait.until(lambda _: _left_the_page(button))
     wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
@@ -525,6 +535,40 @@ def test_admin_previews_a_dedupe_before_removing_and_shows_the_profile(
     assert browser.find_element(By.ID, "duplicates").text == "No duplicates."
     with site.store.reading() as session:
         assert len(live_entries(session, rep)) == 1
+
+
+def test_admin_edits_a_users_profile_and_the_global_default(browser: Any, site: Gateway
+                                                             ) -> None:
+    rep = unique("gus")
+    new_person(site, rep)
+    admin = unique("hal")
+    sign_up(browser, site, admin, "hals web password", admin=True)
+    browser.get(f"{site.url}admin/users/{rep}/sync")
+    Select(browser.find_element(By.ID, "profile-direction")).select_by_value("crm_to_calendar")
+    submit(browser, By.ID, "profile-save")
+    assert browser.find_element(By.ID, "done").text == "Sync profile saved."
+    direction = browser.find_element(By.CSS_SELECTOR, '#profile tr[data-setting="direction"]')
+    assert "crm to calendar" in direction.text.replace("_", " ")
+    assert "this user" in direction.text
+    # What the admin left as it was stays inherited.
+    records = browser.find_element(By.CSS_SELECTOR, '#profile tr[data-setting="records"]').text
+    assert "global default" in records
+    with site.store.reading() as session:
+        assert effective_profile(session, get_user(session, rep).id).direction == "crm_to_calendar"
+
+    # The global default: the user inherits it where they do not override.
+    browser.get(f"{site.url}admin/")
+    form = browser.find_element(By.ID, "global-profile")
+    Select(form.find_element(By.ID, "profile-sync_invitees")).select_by_value("off")
+    submit(browser, By.CSS_SELECTOR, "#global-profile button[type=submit]")
+    try:
+        browser.get(f"{site.url}admin/users/{rep}/sync")
+        invitees = browser.find_element(By.CSS_SELECTOR,
+                                        '#profile tr[data-setting="sync_invitees"]').text
+        assert "off" in invitees and "global default" in invitees
+    finally:
+        with site.store.transaction() as session:
+            update_profile(session, None, ProfileChanges(sync_invitees=True))
 
 
 def live_entries(session: Any, username: str) -> list[DiaryEntry]:

@@ -13,10 +13,8 @@ from gateway.profiles import (
     ProfileChanges,
     effective_profile,
     global_profile,
-    update_profile,
 )
-from gateway.publication import publish_all_users, publish_user
-from gateway.sync_admin import dedupe, reset_sync
+from gateway.sync_admin import change_profile, dedupe, reset_sync
 from gateway.users import get_user
 
 
@@ -49,15 +47,9 @@ def do_profile(context: Context, args: argparse.Namespace) -> int:
     changes = ProfileChanges(records=args.records, direction=args.direction,
                              sync_invitees=args.sync_invitees, paused=args.paused,
                              log_email=args.log_email)
-    changing = any(value is not None for value in asdict(changes).values())
     with context.store.transaction() as session:
         user = get_user(session, args.username) if args.username else None
-        if changing:
-            update_profile(session, user, changes)
-            if user is None:
-                publish_all_users(session)
-            else:
-                publish_user(session, user)
+        change_profile(session, user, changes)
         profile = effective_profile(session, user.id) if user else global_profile(session)
     data = {"user": args.username, **asdict(profile)}
     scope = f"user {args.username}" if args.username else "global default"

@@ -18,13 +18,39 @@ from gateway.errors import DomainError
 from gateway.inbound_queue import FAILED, list_messages, retry, status_counts
 from gateway.mail_accounts import find_account, list_accounts
 from gateway.models import DiaryType
-from gateway.profiles import explained_profile
+from gateway.profiles import (
+    DIRECTIONS,
+    RECORDS,
+    Profile,
+    ProfileChanges,
+    effective_profile,
+    explained_profile,
+    global_profile,
+)
 from gateway.publication import publish_type, publish_user
-from gateway.sync_admin import dedupe, reset_sync
+from gateway.sync_admin import change_profile, dedupe, reset_sync
 from gateway.users import UserChanges, create_user, get_user, list_users, update_user
 from gateway.web.pages.page import Page
 
 CONSOLE = "/admin/"
+SWITCHES = ("sync_invitees", "paused", "log_email")
+PROFILE_CHOICES = {"records_choices": RECORDS, "direction_choices": DIRECTIONS,
+                   "switches": SWITCHES}
+
+
+def profile_changes(form: Any, current: Profile) -> ProfileChanges:
+    """What the profile form changes: only the settings whose value differs from
+    ``current``, so a user's setting left as it was stays inherited."""
+    changed: dict[str, Any] = {}
+    for name in ("records", "direction"):
+        value = form.get(name, "")
+        if value and value != getattr(current, name):
+            changed[name] = value
+    for name in SWITCHES:
+        value = form.get(name, "")
+        if value in ("on", "off") and (value == "on") != getattr(current, name):
+            changed[name] = value == "on"
+    return ProfileChanges(**changed)
 
 
 def admin_only(page: Page) -> int:
@@ -45,6 +71,7 @@ def console(page: Page, status: int = 200, **extra: Any) -> Response:
             "people": list_users(session), "failed": list_messages(session, FAILED),
             "errors": {}, "form": {}, "invitation": None,
             "mailboxes": list_accounts(session), "queue": status_counts(session),
+            "global_profile": global_profile(session), **PROFILE_CHOICES,
         }
         values.update(extra)
         return page.render("admin.html", status, **values)
@@ -145,21 +172,48 @@ def person_sync(page: Page, username: str) -> Response:
             elif action == "dedupe":
                 removed = dedupe(session, person, dry_run=False)
                 done = f"Removed {len(removed)} duplicate entries."
+            elif action == "profile":
+                try:
+                    changes = profile_changes(page.request.form,
+                                              effective_profile(session, person.id))
+                    changed = change_profile(session, person, changes)
+                except DomainError as exc:
+                    return _person_page(page, user_id, username, error=str(exc), status=400)
+                done = "Sync profile saved." if changed else "Nothing changed."
             else:
                 raise Forbidden("Unknown action.")
+    return _person_page(page, user_id, username, done=done)
+
+
+def _person_page(page: Page, user_id: int, username: str, *, done: str = "",
+                 error: str = "", status: int = 200) -> Response:
     with page.app.store.reading() as session:
         person = get_user(session, username)
         preview = dedupe(session, person, dry_run=True)
         return page.render(
-            "admin_user.html", title=f"Sync of {username} · Admin console",
+            "admin_user.html", status, title=f"Sync of {username} · Admin console",
             user=web_logins.get_person(session, user_id), person=person,
-            profile=explained_profile(session, person.id), mailbox=find_account(session, person),
-            duplicates=preview, done=done)
+            profile=explained_profile(session, person.id),
+            current=effective_profile(session, person.id), mailbox=find_account(session, person),
+            duplicates=preview, done=done, error=error, **PROFILE_CHOICES)
+
+
+def change_global_profile(page: Page) -> Response:
+    """The global default every user inherits what they do not override."""
+    admin_only(page)
+    try:
+        with page.app.store.transaction() as session:
+            change_profile(session, None, profile_changes(page.request.form,
+                                                          global_profile(session)))
+    except DomainError as exc:
+        return console(page, 400, errors={"profile": str(exc)})
+    return page.redirect(CONSOLE + "#profile")
 
 
 ROUTES = (
     ("/admin/users/<username>/sync", "person_sync", ["GET", "POST"], person_sync),
     ("/admin/", "console", ["GET"], console),
+    ("/admin/profile", "change_global_profile", ["POST"], change_global_profile),
     ("/admin/types", "add_type", ["POST"], add_type),
     ("/admin/types/<int:type_id>", "change_type", ["POST"], change_type),
     ("/admin/users", "add_person", ["POST"], add_person),

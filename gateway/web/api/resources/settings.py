@@ -16,9 +16,8 @@ from gateway.profiles import (
     effective_profile,
     global_profile,
     overridden_fields,
-    update_profile,
 )
-from gateway.publication import publish_all_users, publish_user
+from gateway.sync_admin import change_profile
 from gateway.users import get_user
 from gateway.web.api.models import (
     HealthOut,
@@ -47,12 +46,7 @@ def _change(call: Call, user: User | None) -> ProfileOut:
     body: ProfilePatch = call.body
     changes = ProfileChanges(records=body.records, direction=body.direction,
                              sync_invitees=body.sync_invitees, paused=body.paused)
-    if any(value is not None for value in asdict(changes).values()):
-        update_profile(call.session, user, changes)
-        if user is None:
-            publish_all_users(call.session)
-        else:
-            publish_user(call.session, user)
+    change_profile(call.session, user, changes)
     return profile_out(call, user)
 
 
