@@ -7,8 +7,9 @@ a process's foreground or on a worker thread).
 
 from __future__ import annotations
 
+from gateway.connectivity import Step
 from linked.admin import Removal, dedupe, remove_pushed
-from linked.check import CheckResult, Step, check_account
+from linked.check import CheckResult, check_account
 from linked.dav import Account, RemoteError
 from linked.service import sync_now
 from linked.sync import PassReport

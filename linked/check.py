@@ -14,36 +14,16 @@ from urllib.parse import urlsplit
 
 from caldav.lib import error
 
+from gateway.connectivity import FAILED, OK, SKIPPED, StepResult
 from gateway.linked_calendars import RemoteCalendar
 from linked.dav import Account
 
-OK, FAILED, SKIPPED = "ok", "failed", "skipped"
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    status: str  # OK | FAILED | SKIPPED
-    detail: str
-
 
 @dataclass
-class CheckResult:
-    steps: list[Step] = field(default_factory=list)
+class CheckResult(StepResult):
     principal_url: str | None = None
     home_url: str | None = None
     calendars: list[RemoteCalendar] = field(default_factory=list)
-
-    @property
-    def failed(self) -> Step | None:
-        return next((step for step in self.steps if step.status == FAILED), None)
-
-    @property
-    def ok(self) -> bool:
-        return self.failed is None
-
-    def add(self, name: str, status: str, detail: str) -> None:
-        self.steps.append(Step(name, status, detail))
 
 
 def _endpoint(url: str) -> tuple[str, int, bool]:

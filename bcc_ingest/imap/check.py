@@ -9,36 +9,19 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from bcc_ingest.imap.connect import ImapOptions, Mailbox, StepFailed, describe_error, open_session
 from bcc_ingest.imap.folders import plan_folders, sent_hint
 from bcc_ingest.imap.protocol import GatewayIMAP4Client
 from bcc_ingest.imap.wire import ImapNo
-
-OK, FAILED, SKIPPED = "ok", "failed", "skipped"
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    status: str  # OK | FAILED | SKIPPED
-    detail: str
+from gateway.connectivity import FAILED, OK, SKIPPED, StepResult
 
 
 @dataclass
-class CheckResult:
-    steps: list[Step] = field(default_factory=list)
+class CheckResult(StepResult):
     auth_failed: bool = False
-
-    @property
-    def failed(self) -> Step | None:
-        return next((step for step in self.steps if step.status == FAILED), None)
-
-    @property
-    def ok(self) -> bool:
-        return self.failed is None
 
 
 async def check_mailbox(
@@ -48,7 +31,7 @@ async def check_mailbox(
     result = CheckResult()
 
     def report(step: str, status: str, detail: str) -> None:
-        result.steps.append(Step(step, status, detail))
+        result.add(step, status, detail)
 
     try:
         client = await open_session(reactor, mailbox, options, report)

@@ -20,6 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from gateway.config import CONFIG_ENV, DEFAULT_CONFIG_NAME, Config
+from gateway.connectivity import StepResult
 from gateway.db import Store, StoreError, shared_store
 
 Handler = Callable[["Context", argparse.Namespace], int | None]
@@ -129,3 +130,13 @@ def parse_when(value: str, tzid: str | None) -> datetime:
 
 def iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def step_lines(result: StepResult) -> list[str]:
+    """A connectivity test: one aligned line per step, then the verdict."""
+    width = max((len(step.name) for step in result.steps), default=0)
+    lines = [f"  {step.name.ljust(width)}  {step.status.ljust(7)} {step.detail}"
+             for step in result.steps]
+    failed = result.failed
+    lines.append("all steps ok" if failed is None else f"failed at step {failed.name}")
+    return lines

@@ -12,7 +12,7 @@ import argparse
 import sys
 from typing import Any
 
-from gateway.cli.base import Context, Failure, iso
+from gateway.cli.base import Context, Failure, iso, step_lines
 from gateway.cli.mail import _read_password
 from gateway.diary_types import get_type
 from gateway.errors import Invalid
@@ -118,15 +118,6 @@ def _target(context: Context, username: str, link: str | None) -> LinkTarget:
     return load_link(context.store, link_id, _box(context))
 
 
-def check_lines(result: Any) -> list[str]:
-    width = max((len(step.name) for step in result.steps), default=0)
-    lines = [f"  {step.name.ljust(width)}  {step.status.ljust(7)} {step.detail}"
-             for step in result.steps]
-    failed = result.failed
-    lines.append("all steps ok" if failed is None else f"failed at step {failed.name}")
-    return lines
-
-
 def _failed(command: str, username: str, result: Any) -> int:
     failed = result.failed
     print(f"crm-gateway: calendars {command} {username}: failed at step {failed.name}: "
@@ -149,7 +140,7 @@ def do_link(context: Context, args: argparse.Namespace) -> int:
     result = check_account(url, args.login, password, timeout=_timeout(context))
     data: dict[str, Any] = {"user": args.username, "url": url,
                             "test": {"ok": result.ok, "steps": [vars(s) for s in result.steps]}}
-    lines = [f"testing {args.login} at {url}:", *check_lines(result)]
+    lines = [f"testing {args.login} at {url}:", *step_lines(result)]
     if not result.ok:
         context.emit(data, lines)
         return _failed("link", args.username, result)
@@ -194,7 +185,7 @@ def do_test(context: Context, args: argparse.Namespace) -> int:
     target = _target(context, args.username, args.link)
     result = check_account(target.url, target.login, target.password, timeout=_timeout(context))
     context.emit({"user": args.username, "link": target.link_id, "ok": result.ok,
-                  "steps": [vars(s) for s in result.steps]}, check_lines(result))
+                  "steps": [vars(s) for s in result.steps]}, step_lines(result))
     return 0 if result.ok else _failed("test", args.username, result)
 
 
@@ -205,7 +196,7 @@ def do_list_remote(context: Context, args: argparse.Namespace) -> int:
     result = check_account(target.url, target.login, target.password, timeout=_timeout(context))
     if not result.ok:
         context.emit({"ok": False, "steps": [vars(s) for s in result.steps]},
-                     check_lines(result))
+                     step_lines(result))
         return _failed("list-remote", args.username, result)
     roles = {c.url: c.role for c in target.calendars}
     rows = [{"url": c.url, "name": c.name, "role": roles.get(c.url)} for c in result.calendars]

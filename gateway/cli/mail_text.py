@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, true
 
-from gateway.cli.base import iso
+from gateway.cli.base import iso, step_lines
 from gateway.clock import utcnow
 from gateway.db import Store
 from gateway.mail_accounts import get_account
@@ -51,17 +51,10 @@ def account_lines(data: dict[str, Any]) -> list[str]:
 
 def check_lines(result: CheckResult, paused: bool) -> list[str]:
     """`mail test`: one line per step, then the verdict."""
-    width = max((len(step.name) for step in result.steps), default=0)
-    lines = [f"  {step.name.ljust(width)}  {step.status.ljust(7)} {step.detail}"
-             for step in result.steps]
-    failed = result.failed
-    if failed is None:
-        lines.append("all steps ok")
-    else:
-        lines.append(f"failed at step {failed.name}")
-        if paused:
-            lines.append("the account is paused until its settings change "
-                         "('crm-gateway mail set ...')")
+    lines = step_lines(result)
+    if result.failed is not None and paused:
+        lines.append("the account is paused until its settings change "
+                     "('crm-gateway mail set ...')")
     return lines
 
 
