@@ -111,6 +111,7 @@ def run(config: Config, store: Store, roles: list[str]) -> int:
         try:
             if "http" in roles:
                 _provide_mail_probe(reactor, config, store)
+                _provide_linked()
             for name in roles:
                 stops.append(load_role(name)(config, store))
                 log.info("role %s started", name)
@@ -188,6 +189,15 @@ def _provide_mail_probe(reactor: Any, config: Config, store: Store) -> None:
         return threads.blockingCallFromThread(reactor, run)
 
     mail_probe.provide(probe)
+
+
+def _provide_linked() -> None:
+    """Let the API and the pages link calendar accounts: the ``linked`` edge's operations
+    (blocking HTTP, run on the request's worker thread)."""
+    from gateway import linked_ops
+    from linked import REMOTE
+
+    linked_ops.provide(REMOTE)
 
 
 def _log_stop_failures(results: list[tuple[bool, Any]]) -> None:

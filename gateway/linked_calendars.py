@@ -88,7 +88,7 @@ def resolve_url(provider: str | None, url: str | None) -> str:
         raise Invalid(f"unknown provider {provider!r}: one of {', '.join(PROVIDERS)}")
     chosen = url or PROVIDERS[provider]
     if not chosen:
-        raise Invalid(f"--url is required for provider {provider} "
+        raise Invalid(f"a URL is required for provider {provider} "
                       "(Nextcloud: https://HOST/remote.php/dav)")
     parts = urlsplit(chosen)
     if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from gateway.clock import utcnow
+from gateway.clock import seconds_since, utcnow
 from gateway.errors import Invalid, NotFound
 from gateway.models import MailAccount, MailFolderCursor, User
 from gateway.secrets import SecretBox
@@ -259,10 +259,7 @@ def poller_facts(session: Session, now: datetime) -> PollerFacts:
         select(func.count(), func.count().filter(MailAccount.consecutive_failures > 0),
                func.min(since)).where(MailAccount.paused.is_(False))
     ).one()
-    if oldest is not None and oldest.tzinfo is None:  # SQLite: an aggregate loses the type
-        oldest = datetime.fromisoformat(str(oldest)).replace(tzinfo=UTC)
-    lag = None if oldest is None else max(0.0, (now - oldest).total_seconds())
-    return PollerFacts(int(count), int(failing or 0), lag)
+    return PollerFacts(int(count), int(failing or 0), seconds_since(now, oldest))
 
 
 def list_accounts(session: Session) -> list[tuple[str, MailAccount]]:

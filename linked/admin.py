@@ -6,23 +6,16 @@ transaction, then records what the server did.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from sqlalchemy import delete
 
 from gateway.db import Store
 from gateway.ical import InvalidCalendarObject, parse_event
 from gateway.linked_calendars import LinkTarget
+from gateway.linked_ops import Removal
 from gateway.linked_push import known_hrefs, pushed_objects
 from gateway.linked_state import RemoteObject, duplicates
 from gateway.models import LinkedObject
 from linked.dav import Account, PreconditionFailed
-
-
-@dataclass
-class Removal:
-    removed: list[str] = field(default_factory=list)
-    kept: list[str] = field(default_factory=list)  # changed on the account since: left there
 
 
 def remove_pushed(store: Store, target: LinkTarget, *, timeout: int) -> Removal:

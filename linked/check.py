@@ -9,21 +9,15 @@ from __future__ import annotations
 
 import socket
 import ssl
-from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from caldav.lib import error
 
-from gateway.connectivity import FAILED, OK, SKIPPED, StepResult
-from gateway.linked_calendars import RemoteCalendar
+from gateway.connectivity import FAILED, OK, SKIPPED
+from gateway.linked_ops import AccountCheck
 from linked.dav import Account
 
-
-@dataclass
-class CheckResult(StepResult):
-    principal_url: str | None = None
-    home_url: str | None = None
-    calendars: list[RemoteCalendar] = field(default_factory=list)
+CheckResult = AccountCheck
 
 
 def _endpoint(url: str) -> tuple[str, int, bool]:

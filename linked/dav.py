@@ -45,6 +45,7 @@ QUERY_BODY = (
     "</C:filter></C:calendar-query>"
 )
 ICAL = {"Content-Type": "text/calendar; charset=utf-8"}
+WELL_KNOWN_HOPS = 5
 
 
 class RemoteError(Exception):
@@ -84,6 +85,7 @@ class Account:
         self.base = url
         self.sync_collection = sync_collection  # False: ctag + ETags even where offered
         self.client = client_for(url, login, password, timeout)
+        self.timeout = timeout
         self.requests = 0
         self._principal: Any = None
 
@@ -108,11 +110,31 @@ class Account:
         except error.AuthorizationError:
             raise
         except Exception:
-            well_known = urljoin(self.base, "/.well-known/caldav")
-            self.client.url = self.client.url.join(well_known)
+            self.client.url = self.client.url.join(self.well_known())
             principal = self.client.principal()
         self._principal = principal
         return str(principal.url), str(principal.calendar_home_set.url)
+
+    def well_known(self) -> str:
+        """Where the host's ``/.well-known/caldav`` leads (RFC 6764 section 5), redirects
+        followed by hand: the HTTP client would turn a redirected PROPFIND into a GET. Only
+        redirects on the same host are followed (section 8)."""
+        url = urljoin(self.base, "/.well-known/caldav")
+        host = urlsplit(url).hostname
+        for _ in range(WELL_KNOWN_HOPS):
+            answer = self.client.session.request(
+                "PROPFIND", url, headers={"Depth": "0"}, allow_redirects=False,
+                timeout=self.timeout)
+            self.requests += 1
+            location = answer.headers.get("Location")
+            if answer.status_code not in (301, 302, 303, 307, 308) or not location:
+                return url
+            following = urljoin(url, location)
+            if urlsplit(following).hostname != host:
+                raise RemoteError(f"{url} redirects to another host ({following}): not "
+                                  "followed")
+            url = following
+        raise RemoteError(f"{urljoin(self.base, '/.well-known/caldav')} redirects too often")
 
     def calendars(self) -> list[RemoteCalendar]:
         """The calendars in the home ``discover`` found."""

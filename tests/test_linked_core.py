@@ -83,7 +83,7 @@ def test_provider_urls_and_bad_urls() -> None:
     assert resolve_url("fastmail", None) == "https://caldav.fastmail.com/dav/"
     assert resolve_url("custom", "https://cloud.example/remote.php/dav") == \
         "https://cloud.example/remote.php/dav/"
-    with pytest.raises(Invalid, match="--url is required"):
+    with pytest.raises(Invalid, match="a URL is required"):
         resolve_url("nextcloud", None)
     with pytest.raises(Invalid, match="not an http"):
         resolve_url("custom", "ftp://example.com/")

@@ -70,7 +70,7 @@ def test_cli_mistakes_are_one_line_and_exit_2(linked: World) -> None:
     assert code == 2 and "no linked calendar account" in err
     code, _, err = linked.run("calendars", "link", linked.username, "--login", "x",
                              "--password-env", "LINKED_TEST_PASSWORD")
-    assert code == 2 and "--url is required" in err
+    assert code == 2 and "a URL is required" in err
     code, _, err = linked.run("calendars", "unlink", linked.username, "7")
     assert code == 2 and err.count("\n") == 1
     code, _, err = linked.run("calendars", "link", "nobody", "--url", linked.server.url,

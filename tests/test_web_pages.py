@@ -24,12 +24,20 @@ from login_peers import run_cli
 from peers import TEST_SECRET_KEY
 from peers.bcc_listener import running_listener, write_config
 from peers.dovecot import DovecotServer, dovecot_fixture
-from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 from sqlalchemy import select
-from web_browser import browser, cookie_session, new_person, screenshot, site
+from web_browser import (
+    browser,
+    cookie_session,
+    new_person,
+    screenshot,
+    sign_in,
+    sign_up,
+    site,
+    submit,
+)
 
 from gateway.diary_types import create_type
 from gateway.entries import EntryDraft, create_entry
@@ -44,45 +52,8 @@ __all__ = ["browser", "dovecot", "site"]
 _names = itertools.count(1)
 
 
-def _left_the_page(element: Any) -> bool:
-    """Whether the page that held ``element`` is gone. Chromium answers a lookup of a node of
-    a page being replaced either as stale or as "does not belong to the document"."""
-    try:
-        element.is_enabled()
-    except (StaleElementReferenceException, WebDriverException):
-        return True
-    return False
-
-
-def submit(driver: Any, by: str, value: str) -> None:
-    """Click a form's button and wait for the page it leads to."""
-    button = driver.find_element(by, value)
-    button.click()
-    wait = WebDriverWait(driver, 30)
-    wait.until(lambda _: _left_the_page(button))
-    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
-
-
 def unique(prefix: str) -> str:
     return f"{prefix}{next(_names)}x{os.getpid()}"
-
-
-def sign_up(driver: Any, gateway: Gateway, username: str, password: str, **person: Any) -> None:
-    """Open a fresh invitation link in the browser and set the web password."""
-    driver.delete_all_cookies()
-    driver.get(new_person(gateway, username, **person))
-    driver.find_element(By.ID, "password").send_keys(password)
-    driver.find_element(By.ID, "again").send_keys(password)
-    submit(driver, By.ID, "set-password")
-    assert driver.find_element(By.ID, "whoami").text == username
-
-
-def sign_in(driver: Any, gateway: Gateway, login: str, password: str) -> None:
-    driver.delete_all_cookies()
-    driver.get(gateway.url + "account/")
-    driver.find_element(By.ID, "login").send_keys(login)
-    driver.find_element(By.ID, "password").send_keys(password)
-    submit(driver, By.ID, "sign-in")
 
 
 def create_app_password(driver: Any, label: str) -> str:

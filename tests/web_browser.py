@@ -9,11 +9,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 from caldav_peer import Gateway, start_gateway, stop_gateway
 from peers.bcc_listener import LOG
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.wait import WebDriverWait
 
 from gateway import web_logins
 from gateway.diary_types import create_type
@@ -105,3 +109,39 @@ def cookie_session(driver: object) -> requests.Session:
         session.cookies.set(cookie["name"], cookie["value"])
     return session
 
+
+def _left_the_page(element: Any) -> bool:
+    """Whether the page that held ``element`` is gone. Chromium answers a lookup of a node of
+    a page being replaced either as stale or as "does not belong to the document"."""
+    try:
+        element.is_enabled()
+    except (StaleElementReferenceException, WebDriverException):
+        return True
+    return False
+
+
+def submit(driver: Any, by: str, value: str) -> None:
+    """Click a form's button and wait for the page it leads to."""
+    button = driver.find_element(by, value)
+    button.click()
+    wait = WebDriverWait(driver, 30)
+    wait.until(lambda _: _left_the_page(button))
+    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
+def sign_up(driver: Any, gateway: Gateway, username: str, password: str, **person: Any) -> None:
+    """Open a fresh invitation link in the browser and set the web password."""
+    driver.delete_all_cookies()
+    driver.get(new_person(gateway, username, **person))
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.ID, "again").send_keys(password)
+    submit(driver, By.ID, "set-password")
+    assert driver.find_element(By.ID, "whoami").text == username
+
+
+def sign_in(driver: Any, gateway: Gateway, login: str, password: str) -> None:
+    driver.delete_all_cookies()
+    driver.get(gateway.url + "account/")
+    driver.find_element(By.ID, "login").send_keys(login)
+    driver.find_element(By.ID, "password").send_keys(password)
+    submit(driver, By.ID, "sign-in")

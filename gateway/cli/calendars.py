@@ -1,7 +1,8 @@
 """``crm-gateway calendars``: link reps' own CalDAV accounts, test, sync, reset, dedupe.
 
 ``link`` tests the connection first (every step named, as ``mail test`` does) and stores
-nothing when a step fails. The password is read from an environment variable or a file
+nothing when a step fails; the flow is ``gateway.linked_ops``, which the API and the pages
+share. The password is read from an environment variable or a file
 (never from the command line, where ``ps`` would show it), stored encrypted, never printed.
 The server work runs in this process, in the foreground.
 """
@@ -10,34 +11,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from typing import Any
 
+from gateway import linked_ops
 from gateway.cli.base import Context, Failure, iso, step_lines
 from gateway.cli.mail import _read_password
-from gateway.diary_types import get_type
-from gateway.errors import Invalid
-from gateway.key_check import check_key
+from gateway.connectivity import StepResult
 from gateway.linked_calendars import (
     PROVIDERS,
-    LinkTarget,
-    RemoteCalendar,
-    choose_calendar,
     conflicts_of,
-    create_link,
-    default_source_type,
     describe,
-    get_link,
     links_of,
-    load_link,
-    remove_link,
     reset_link,
     resolve_url,
 )
-from gateway.models import DiaryType, LinkedAccount
-from gateway.secrets import SecretBox
+from gateway.linked_ops import DEFAULT_TARGET
 from gateway.users import get_user
-
-DEFAULT_TARGET = "CRM"
 
 
 def register(commands: Any) -> None:
@@ -90,146 +80,95 @@ def register(commands: Any) -> None:
     sync.set_defaults(handler=do_sync)
 
 
-def _box(context: Context) -> SecretBox:
-    key = context.config.get("security", "secret_key")
-    check_key(context.store, key)  # a password stored under another key could not be read
-    return SecretBox(key)
+def _remote() -> None:
+    from linked import REMOTE
+
+    linked_ops.provide(REMOTE)
 
 
-def _timeout(context: Context) -> int:
-    return int(context.config.get("linked", "timeout_seconds"))
-
-
-def _chosen(session: Any, username: str, link: str | None) -> LinkedAccount:
-    user = get_user(session, username)
-    if link is not None:
-        return get_link(session, user, link)
-    links = links_of(session, user)
-    if len(links) != 1:
-        raise Failure(f"{username} has {len(links) or 'no'} linked accounts: name one "
-                      "(see 'crm-gateway calendars show')" if links else
-                      f"{username} has no linked calendar account")
-    return links[0]
-
-
-def _target(context: Context, username: str, link: str | None) -> LinkTarget:
-    with context.store.reading() as session:
-        link_id = _chosen(session, username, link).id
-    return load_link(context.store, link_id, _box(context))
-
-
-def _failed(command: str, username: str, result: Any) -> int:
+def _failed(command: str, username: str, result: StepResult) -> int:
     failed = result.failed
+    assert failed is not None
     print(f"crm-gateway: calendars {command} {username}: failed at step {failed.name}: "
           f"{failed.detail}", file=sys.stderr)
     return 1
 
 
-def do_link(context: Context, args: argparse.Namespace) -> int:
-    from linked import Account, RemoteError, check_account
+def _test_data(result: StepResult) -> dict[str, Any]:
+    return {"ok": result.ok, "steps": [vars(s) for s in result.steps]}
 
+
+def do_link(context: Context, args: argparse.Namespace) -> int:
+    _remote()
     url = resolve_url(args.provider, args.url)
-    password = _read_password(args)
-    box = _box(context)
-    with context.store.reading() as session:
-        user = get_user(session, args.username)
-        if not user.diary_sync:
-            raise Invalid(f"{args.username} does not have diary sync on: enable it first")
-        source_type = get_type(session, args.type) if args.type else default_source_type(session)
-        type_id = source_type.id
-    result = check_account(url, args.login, password, timeout=_timeout(context))
-    data: dict[str, Any] = {"user": args.username, "url": url,
-                            "test": {"ok": result.ok, "steps": [vars(s) for s in result.steps]}}
-    lines = [f"testing {args.login} at {url}:", *step_lines(result)]
-    if not result.ok:
-        context.emit(data, lines)
-        return _failed("link", args.username, result)
-    sources: list[RemoteCalendar] = []
-    for name in args.source:
-        found = choose_calendar(result.calendars, name)
-        if found is None:
-            raise Failure(f"no calendar {name!r} on the account (it has: "
-                          f"{', '.join(c.name or c.url for c in result.calendars) or 'none'})")
-        sources.append(found)
-    target = choose_calendar(result.calendars, args.target)
-    if target is None:
-        account = Account(url, args.login, password, _timeout(context))
-        try:
-            target = account.make_calendar(result.home_url or url, args.target)
-        except RemoteError as exc:
-            raise Failure(str(exc)) from None
-        finally:
-            account.close()
+    request = linked_ops.LinkRequest(
+        username=args.username, login=args.login, password=_read_password(args),
+        provider=args.provider, url=args.url, target=args.target, sources=tuple(args.source),
+        diary_type=args.type)
+    try:
+        linked = linked_ops.link_account(context.config, context.store, request)
+    except linked_ops.LinkRefused as refused:
+        context.emit({"user": args.username, "url": url, "test": _test_data(refused.check)},
+                     [f"testing {args.login} at {url}:", *step_lines(refused.check)])
+        return _failed("link", args.username, refused.check)
+    except linked_ops.RemoteRefused as exc:
+        raise Failure(str(exc)) from None
+    target, sources = linked.target, linked.sources
+    lines = [f"testing {args.login} at {url}:", *step_lines(linked.check)]
+    if linked.made_target:
         lines.append(f"made the calendar {args.target!r} at {target.url}")
-    with context.store.transaction() as session:
-        user = get_user(session, args.username)
-        fetch_into = session.get(DiaryType, type_id)
-        assert fetch_into is not None
-        link = create_link(session, user, url=url, login=args.login, password=password,
-                           provider=args.provider, box=box, principal_url=result.principal_url,
-                           home_url=result.home_url, target=target, sources=sources,
-                           source_type=fetch_into)
-        link_id = link.id
-    lines.append(f"linked account {link_id} of {args.username}: the diary goes to "
+    lines.append(f"linked account {linked.link_id} of {args.username}: the diary goes to "
                  f"{target.name or target.url}" + (
                      "; events fetched from " + ", ".join(s.name or s.url for s in sources)
                      if sources else ""))
-    data.update(link=link_id, target=target.url, sources=[s.url for s in sources])
-    context.emit(data, lines)
+    context.emit({"user": args.username, "url": url, "test": _test_data(linked.check),
+                  "link": linked.link_id, "target": target.url,
+                  "sources": [s.url for s in sources]}, lines)
     return 0
 
 
 def do_test(context: Context, args: argparse.Namespace) -> int:
-    from linked import check_account
-
-    target = _target(context, args.username, args.link)
-    result = check_account(target.url, target.login, target.password, timeout=_timeout(context))
-    context.emit({"user": args.username, "link": target.link_id, "ok": result.ok,
-                  "steps": [vars(s) for s in result.steps]}, step_lines(result))
+    _remote()
+    link_id, result = linked_ops.test_link(context.config, context.store, args.username,
+                                           args.link)
+    context.emit({"user": args.username, "link": link_id, **_test_data(result)},
+                 step_lines(result))
     return 0 if result.ok else _failed("test", args.username, result)
 
 
 def do_list_remote(context: Context, args: argparse.Namespace) -> int:
-    from linked import check_account
-
-    target = _target(context, args.username, args.link)
-    result = check_account(target.url, target.login, target.password, timeout=_timeout(context))
+    _remote()
+    result, calendars = linked_ops.remote_calendars(context.config, context.store,
+                                                    args.username, args.link)
     if not result.ok:
-        context.emit({"ok": False, "steps": [vars(s) for s in result.steps]},
-                     step_lines(result))
+        context.emit(_test_data(result), step_lines(result))
         return _failed("list-remote", args.username, result)
-    roles = {c.url: c.role for c in target.calendars}
-    rows = [{"url": c.url, "name": c.name, "role": roles.get(c.url)} for c in result.calendars]
+    rows = [{"url": c.url, "name": c.name, "role": role} for c, role in calendars]
     context.emit(rows, [f"{r['name'] or '-'}  {r['url']}" + (f"  ({r['role']})" if r["role"]
                                                               else "") for r in rows])
     return 0
 
 
 def do_unlink(context: Context, args: argparse.Namespace) -> int:
+    _remote()
+    link_id, removal = linked_ops.unlink(context.config, context.store, args.username,
+                                         args.link, remove_pushed=args.remove_pushed)
     lines: list[str] = []
-    data: dict[str, Any] = {"user": args.username}
-    if args.remove_pushed:
-        from linked import remove_pushed
-
-        target = _target(context, args.username, args.link)
-        removal = remove_pushed(context.store, target, timeout=_timeout(context))
+    data: dict[str, Any] = {"user": args.username, "link": link_id}
+    if removal is not None:
         lines.append(f"removed {len(removal.removed)} events the gateway had put on the account")
         if removal.kept:
             lines.append(f"left {len(removal.kept)} changed on the account since: "
                          + ", ".join(removal.kept))
         data.update(removed=removal.removed, kept=removal.kept)
-    with context.store.transaction() as session:
-        link = _chosen(session, args.username, args.link)
-        data["link"] = link.id
-        remove_link(session, link)
-    lines.append(f"unlinked account {data['link']} of {args.username}")
+    lines.append(f"unlinked account {link_id} of {args.username}")
     context.emit(data, lines)
     return 0
 
 
 def do_reset(context: Context, args: argparse.Namespace) -> int:
     with context.store.transaction() as session:
-        link = _chosen(session, args.username, args.link)
+        link = linked_ops.chosen_link(session, args.username, args.link)
         forgotten = reset_link(session, link)
         link_id = link.id
     context.emit({"user": args.username, "link": link_id, "forgotten": forgotten},
@@ -239,12 +178,11 @@ def do_reset(context: Context, args: argparse.Namespace) -> int:
 
 
 def do_dedupe(context: Context, args: argparse.Namespace) -> int:
-    from linked import dedupe
-
-    target = _target(context, args.username, args.link)
-    hrefs = dedupe(context.store, target, dry_run=args.dry_run, timeout=_timeout(context))
+    _remote()
+    link_id, hrefs = linked_ops.dedupe_link(context.config, context.store, args.username,
+                                            args.link, dry_run=args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
-    context.emit({"user": args.username, "link": target.link_id, "dry_run": args.dry_run,
+    context.emit({"user": args.username, "link": link_id, "dry_run": args.dry_run,
                   "duplicates": hrefs},
                  [f"{verb} {len(hrefs)} duplicates", *(f"  {href}" for href in hrefs)])
     return 0
@@ -281,13 +219,13 @@ def do_sync(context: Context, args: argparse.Namespace) -> int:
     if not args.now:
         raise Failure("calendars sync needs --now (one pass now); the continuous sync runs in "
                       "'crm-gateway serve' or 'crm-gateway serve --only linked'")
-    from linked import sync_now
+    _remote()
+    reports = linked_ops.sync_links(context.config, context.store, args.username)
+    context.emit([vars(r) for r in reports], pass_lines(args.username, reports))
+    return 1 if any(r.error for r in reports) or not reports else 0
 
-    with context.store.reading() as session:
-        if not links_of(session, get_user(session, args.username)):
-            raise Failure(f"{args.username} has no linked calendar account")
-    _box(context)
-    reports = sync_now(context.config, context.store, [args.username])
+
+def pass_lines(username: str, reports: Sequence[linked_ops.PassLike]) -> list[str]:
     lines = []
     for report in reports:
         if report.error:
@@ -299,6 +237,5 @@ def do_sync(context: Context, args: argparse.Namespace) -> int:
         lines += [f"  conflict {c}" for c in report.conflicts]
         lines += [f"  not taken {r}" for r in report.refused]
     if not reports:
-        lines.append(f"{args.username}'s links are being synced by another process right now")
-    context.emit([r.as_dict() for r in reports], lines)
-    return 1 if any(r.error for r in reports) or not reports else 0
+        lines.append(f"{username}'s links are being synced by another process right now")
+    return lines

@@ -39,6 +39,7 @@ class CalServer:
     login: str
     password: str
     command: list[str]
+    prefix: str = "/"  # where the DAV tree starts (Xandikos behind a path)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -50,7 +51,7 @@ class CalServer:
     def calendar_home(self) -> str:
         if self.kind == "radicale":
             return f"{self.url}{self.login}/"
-        return f"{self.url}user/calendars/"
+        return f"{self.url}{self.prefix.lstrip('/')}user/calendars/"
 
     @property
     def checks_passwords(self) -> bool:
@@ -113,13 +114,15 @@ def radicale_server(folder: Path, login: str = "rep", password: str = "s3cret") 
     return CalServer("radicale", folder, port, login, password, command)
 
 
-def xandikos_server(folder: Path) -> CalServer:
+def xandikos_server(folder: Path, prefix: str = "/") -> CalServer:
+    """Xandikos; with ``prefix`` (e.g. ``/dav/``) its tree starts there and only
+    ``/.well-known/caldav`` (and ``/``) lead to it, as on a host that serves other things."""
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     command = [sys.executable, "-m", "xandikos.web", "--defaults", "-d", str(folder / "dav"),
                "--state-dir", str(folder / "state"), "-l", "127.0.0.1", "-p", str(port),
-               "--no-detect-systemd"]
-    return CalServer("xandikos", folder, port, "rep", "any password", command)
+               "--no-detect-systemd", "--route-prefix", prefix]
+    return CalServer("xandikos", folder, port, "rep", "any password", command, prefix)
 
 
 @contextmanager

@@ -26,6 +26,7 @@ from gateway.config import Config
 from gateway.db import Store
 from gateway.errors import Conflict, DomainError, Invalid, ReadOnly
 from gateway.errors import NotFound as Missing
+from gateway.linked_ops import RemoteRefused
 from gateway.preconditions import PreconditionFailed, retrying
 from gateway.web.api import openapi, resources
 from gateway.web.api.problems import MEDIA_TYPE, Problem
@@ -159,6 +160,8 @@ class ApiApp:
             raise Problem("invalid", str(exc)) from None
         except Conflict as exc:
             raise Problem("conflict", str(exc)) from None
+        except RemoteRefused as exc:
+            raise Problem("account-unreachable", str(exc)) from None
         except DomainError as exc:
             raise Problem("invalid", str(exc)) from None
         except DataError as exc:  # a value the database refuses that no model limit caught

@@ -19,6 +19,7 @@ from gateway.web.api.fields import (
     Moment,
     Name,
     PageQuery,
+    Query,
     Request,
     RequiredName,
     Short,
@@ -315,11 +316,26 @@ class PollerState(BaseModel):
                                                   "polled mailboxes; null if none polled")
 
 
+class WebhookState(BaseModel):
+    pending: int = Field(description="deliveries waiting for their next attempt")
+    failed: int = Field(description="deliveries that gave up (replay them)")
+
+
+class LinkedState(BaseModel):
+    accounts: int = Field(description="linked calendar accounts being synced")
+    failing: int = Field(description="of those, how many failed their last pass")
+    lag_seconds: float | None = Field(description="age of the oldest last success among "
+                                                  "them; null if none")
+
+
 class HealthOut(BaseModel):
     status: Literal["ok"]
     database: Literal["ok"]
     inbound_queue: QueueDepth
     poller: PollerState
+    webhooks: WebhookState
+    linked: LinkedState
+    warnings: list[str] = Field(description="what deserves a look, in words")
 
 
 # --- mail accounts --------------------------------------------------------------------------
@@ -371,3 +387,121 @@ class MailTestOut(BaseModel):
     ok: bool
     paused: bool = Field(description="the login was refused, so polling is paused")
     steps: list[ProbeStepOut]
+
+
+# --- linked calendar accounts ---------------------------------------------------------------
+
+CalendarName = Annotated[str, StringConstraints(min_length=1, max_length=200), Clean]
+Secret = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+AccountUrl = Annotated[str, StringConstraints(min_length=1, max_length=2000), Clean]
+AccountLogin = Annotated[str, StringConstraints(min_length=1, max_length=320), Clean]
+LinkProvider = Literal["icloud", "fastmail", "nextcloud", "yahoo", "custom"]
+
+
+class AccountProbe(Request):
+    provider: LinkProvider = Field("custom", description="a preset of the CalDAV URL "
+                                   "(iCloud, Fastmail, Yahoo); nextcloud and custom need url")
+    url: AccountUrl | None = Field(None, description="the account's CalDAV URL (discovery "
+                                   "follows /.well-known/caldav)")
+    login: AccountLogin
+    password: Secret = Field(description="the (app-specific) password; stored encrypted, "
+                                         "never returned")
+
+
+class LinkCreate(AccountProbe):
+    target: CalendarName = Field("CRM", description="the calendar the diary is pushed to "
+                                 "(display name or last path segment; made if missing)")
+    sources: list[CalendarName] = Field(default_factory=list, max_length=20,
+                                        description="calendars whose events are fetched")
+    diary_type: TypeName | None = Field(None, description="type of fetched events (default: "
+                                        "the first syncable)")
+
+
+class RemoteCalendarOut(BaseModel):
+    url: str
+    name: str
+    role: Literal["target", "source"] | None = Field(
+        description="its part in the link; null: not linked (or not yet linked)")
+
+
+class AccountTestOut(BaseModel):
+    ok: bool
+    url: str
+    steps: list[ProbeStepOut]
+    calendars: list[RemoteCalendarOut]
+
+
+class LinkedCalendarOut(BaseModel):
+    url: str
+    name: str
+    role: Literal["target", "source"]
+    sync: Literal["sync-collection", "ctag", "not yet"]
+    pushed: int
+    fetched: int
+    busy: int
+    conflicts: int
+
+
+class LinkedAccountOut(BaseModel):
+    id: int
+    url: str
+    login: str
+    provider: str
+    principal: str | None
+    home: str | None
+    status: str
+    direction: Literal["two_way", "crm_to_calendar", "calendar_to_crm"]
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    failures: int
+    next_sync_at: datetime
+    calendars: list[LinkedCalendarOut]
+
+
+class LinkedAccountList(BaseModel):
+    items: list[LinkedAccountOut]
+
+
+class SyncPassOut(BaseModel):
+    link: int
+    error: str | None = Field(description="why the pass failed; null when it ran")
+    pushed: int
+    deleted: int
+    fetched: int
+    removed: int
+    busy: int
+    conflicts: list[str]
+    refused: list[str]
+    requests: int
+
+
+class SyncPassList(BaseModel):
+    items: list[SyncPassOut] = Field(description="one per link; a link another process is "
+                                     "syncing right now is left out")
+
+
+class UnlinkQuery(Query):
+    remove_pushed: bool = Field(False, description="first delete from the account every "
+                                "event the gateway put there (those changed there since stay)")
+
+
+class UnlinkOut(BaseModel):
+    link: int
+    removed: list[str]
+    kept: list[str]
+
+
+class ResetOut(BaseModel):
+    link: int
+    forgotten: int
+
+
+class DedupeBody(Request):
+    dry_run: bool = Field(True, description="list what would be removed; remove nothing")
+
+
+class DedupeOut(BaseModel):
+    link: int
+    dry_run: bool
+    duplicates: list[str]

@@ -28,7 +28,9 @@ KINDS: dict[str, tuple[int, str]] = {
     "invalid": (422, "The request breaks a rule"),
     "validation": (422, "The request does not match the schema"),
     "idempotency-key-reused": (422, "The Idempotency-Key was used for another request"),
+    "account-test-failed": (422, "The calendar account failed its connectivity test"),
     "internal": (500, "The gateway failed"),
+    "account-unreachable": (502, "The linked calendar account refused or did not answer"),
     "unavailable": (503, "The database is unreachable; try again later"),
 }
 

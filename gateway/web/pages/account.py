@@ -15,6 +15,8 @@ from gateway.bcc_addresses import bcc_address
 from gateway.calendars import user_calendars
 from gateway.errors import DomainError, NotFound
 from gateway.inbound_queue import recent_decisions
+from gateway.linked_calendars import PROVIDERS as CALDAV_PROVIDERS
+from gateway.linked_calendars import describe, links_of
 from gateway.mail_accounts import PROVIDERS, TLS_MODES, find_account
 from gateway.models import AppPassword, User
 from gateway.profiles import ProfileChanges, effective_profile, update_profile
@@ -28,6 +30,10 @@ HOME = "/account/"
 THROTTLED = "Too many failed sign-ins. Wait a minute, then try again."
 DECISIONS_SHOWN = 50
 WRONG = "That login and password do not match a web account."
+LINK_NAMES = {"icloud": "iCloud", "fastmail": "Fastmail", "nextcloud": "Nextcloud",
+              "yahoo": "Yahoo", "custom": "Other CalDAV server"}
+LINK_PROVIDERS = [(name, LINK_NAMES.get(name, name) + (f" ({url})" if url else ""))
+                  for name, url in CALDAV_PROVIDERS.items()]
 
 
 def signed_in(page: Page) -> int:
@@ -124,6 +130,9 @@ def sync_view(page: Page, session: Session, user: User, **extra: Any) -> dict[st
         "polled": None, "providers": [(name, f"{name.title()} ({p.host})")
                                       for name, p in PROVIDERS.items()],
         "tls_modes": TLS_MODES,
+        "links": [describe(session, link) for link in links_of(session, user)],
+        "link_providers": LINK_PROVIDERS, "link_form": {}, "link_check": None,
+        "link_done": None, "link_passes": None,
     }
     decisions = recent_decisions(session, user.id, DECISIONS_SHOWN)
     values["decisions"] = decisions

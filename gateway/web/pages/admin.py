@@ -9,15 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.orm import object_session
 from werkzeug.exceptions import Forbidden
 from werkzeug.wrappers import Response
 
-from gateway import web_logins
+from gateway import app_passwords, web_logins
+from gateway.bcc_addresses import bcc_address
+from gateway.clock import utcnow
 from gateway.diary_types import create_type, list_types, update_type, usage_counts
 from gateway.errors import DomainError
+from gateway.health import health
 from gateway.inbound_queue import FAILED, list_messages, retry, status_counts
+from gateway.linked_calendars import describe, links_of
 from gateway.mail_accounts import find_account, list_accounts
-from gateway.models import DiaryType
+from gateway.models import AppPassword, DiaryType
 from gateway.profiles import (
     DIRECTIONS,
     RECORDS,
@@ -72,6 +77,7 @@ def console(page: Page, status: int = 200, **extra: Any) -> Response:
             "errors": {}, "form": {}, "invitation": None,
             "mailboxes": list_accounts(session), "queue": status_counts(session),
             "global_profile": global_profile(session), **PROFILE_CHOICES,
+            "health": health(session, utcnow()),
         }
         values.update(extra)
         return page.render("admin.html", status, **values)
@@ -158,44 +164,76 @@ def retry_message(page: Page, message_id: int) -> Response:
 
 
 def person_sync(page: Page, username: str) -> Response:
-    """One user's sync: the profile with what it inherits, the mailbox, and reset / dedupe
-    (the dedupe is previewed: nothing is removed until it is confirmed)."""
+    """One user's sync: the profile with what it inherits, app passwords, the BCC address,
+    the mailbox, linked calendar accounts, and reset / dedupe (the dedupe is previewed:
+    nothing is removed until it is confirmed)."""
     user_id = admin_only(page)
-    done = ""
+    shown: dict[str, Any] = {}
     if page.request.method == "POST":
         action = page.request.form.get("action", "")
-        with page.app.store.transaction() as session:
-            person = get_user(session, username)
-            if action == "reset":
-                count = reset_sync(session, person)
-                done = f"Sync reset: {count} calendar(s); clients resync fully."
-            elif action == "dedupe":
-                removed = dedupe(session, person, dry_run=False)
-                done = f"Removed {len(removed)} duplicate entries."
-            elif action == "profile":
-                try:
-                    changes = profile_changes(page.request.form,
-                                              effective_profile(session, person.id))
-                    changed = change_profile(session, person, changes)
-                except DomainError as exc:
-                    return _person_page(page, user_id, username, error=str(exc), status=400)
-                done = "Sync profile saved." if changed else "Nothing changed."
-            else:
-                raise Forbidden("Unknown action.")
-    return _person_page(page, user_id, username, done=done)
+        try:
+            with page.app.store.transaction() as session:
+                shown = _person_change(page, get_user(session, username), action)
+        except DomainError as exc:
+            return _person_page(page, user_id, username, status=400,
+                                errors={action: str(exc)},
+                                label=page.request.form.get("label", ""))
+    return _person_page(page, user_id, username, **shown)
 
 
-def _person_page(page: Page, user_id: int, username: str, *, done: str = "",
-                 error: str = "", status: int = 200) -> Response:
-    with page.app.store.reading() as session:
+def _person_change(page: Page, person: Any, action: str) -> dict[str, Any]:
+    """Carry out one of the user page's actions in ``session``; what the page then says."""
+    session = object_session(person)
+    assert session is not None
+    form = page.request.form
+    if action == "reset":
+        return {"done": f"Sync reset: {reset_sync(session, person)} calendar(s); clients "
+                        "resync fully."}
+    if action == "dedupe":
+        return {"done": f"Removed {len(dedupe(session, person, dry_run=False))} duplicate "
+                        "entries."}
+    if action == "profile":
+        changes = profile_changes(form, effective_profile(session, person.id))
+        return {"done": "Sync profile saved." if change_profile(session, person, changes)
+                else "Nothing changed."}
+    if action == "app-password":
+        issued = app_passwords.issue(session, person, form.get("label", ""))
+        return {"issued": issued, "done": f"App password {issued.label!r} made: give it to "
+                                          f"{person.username} now, it is not shown again."}
+    if action == "revoke":
+        number = form.get("password_id", "")
+        row = session.get(AppPassword, int(number)) if number.isdigit() else None
+        if row is None or row.user_id != person.id:
+            raise Forbidden(f"No such app password of {person.username}.")
+        app_passwords.revoke(session, person, row.id)
+        return {"done": f"App password {row.label!r} revoked: it stops working on its next "
+                        "request."}
+    if action == "rotate-bcc":
+        bcc_address(session, person, page.app.config.get("smtp", "logging_address"),
+                    rotate=True)
+        return {"done": "New BCC address issued; the old one no longer logs mail."}
+    raise Forbidden("Unknown action.")
+
+
+def _person_page(page: Page, user_id: int, username: str, *, status: int = 200,
+                 **shown: Any) -> Response:
+    with page.app.store.transaction() as session:  # the BCC address is made on first view
         person = get_user(session, username)
         preview = dedupe(session, person, dry_run=True)
+        values: dict[str, Any] = {
+            "done": "", "errors": {}, "issued": None, "label": "", **shown}
         return page.render(
             "admin_user.html", status, title=f"Sync of {username} · Admin console",
             user=web_logins.get_person(session, user_id), person=person,
             profile=explained_profile(session, person.id),
             current=effective_profile(session, person.id), mailbox=find_account(session, person),
-            duplicates=preview, done=done, error=error, **PROFILE_CHOICES)
+            duplicates=preview,
+            passwords=sorted((p for p in person.app_passwords if p.revoked_at is None),
+                             key=lambda p: p.id),
+            bcc=bcc_address(session, person, page.app.config.get("smtp", "logging_address"),
+                            rotate=False),
+            links=[describe(session, link) for link in links_of(session, person)],
+            **values, **PROFILE_CHOICES)
 
 
 def change_global_profile(page: Page) -> Response:

@@ -1,15 +1,13 @@
 """``/sync-profile`` (the global default), ``/users/<name>/sync-profile`` (a user's, with
-what it inherits) and ``/health`` (what /healthz says, plus queue depth and poller lag)."""
+what it inherits) and ``/health`` (what /healthz says, plus how far behind each background
+job is)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 
-from sqlalchemy import text
-
-from gateway import inbound_queue
 from gateway.clock import utcnow
-from gateway.mail_accounts import poller_facts
+from gateway.health import health
 from gateway.models import User
 from gateway.profiles import (
     ProfileChanges,
@@ -21,10 +19,12 @@ from gateway.sync_admin import change_profile
 from gateway.users import get_user
 from gateway.web.api.models import (
     HealthOut,
+    LinkedState,
     PollerState,
     ProfileOut,
     ProfilePatch,
     QueueDepth,
+    WebhookState,
 )
 from gateway.web.api.routing import Call, route
 
@@ -74,13 +74,18 @@ def update_user_profile(call: Call) -> ProfileOut:
     return _change(call, get_user(call.session, call.params["username"]))
 
 
-@route("GET", "/health", summary="The database answers; queue depth and poller lag",
-       tag="health", response=HealthOut)
+@route("GET", "/health", summary="The database answers; inbound queue depth, poller lag, "
+       "webhook deliveries waiting, linked-calendar sync lag", tag="health", response=HealthOut)
 def get_health(call: Call) -> HealthOut:
-    call.session.execute(text("SELECT 1"))
-    facts = poller_facts(call.session, utcnow())
-    depth = inbound_queue.queue_depth(call.session)
+    facts = health(call.session, utcnow())
     return HealthOut(status="ok", database="ok",
-                     inbound_queue=QueueDepth(queued=depth["queued"], failed=depth["failed"]),
-                     poller=PollerState(accounts=facts.accounts, failing=facts.failing,
-                                        lag_seconds=facts.lag_seconds))
+                     inbound_queue=QueueDepth(queued=facts.queued, failed=facts.failed),
+                     poller=PollerState(accounts=facts.poller.accounts,
+                                        failing=facts.poller.failing,
+                                        lag_seconds=facts.poller.lag_seconds),
+                     webhooks=WebhookState(pending=facts.webhooks_pending,
+                                           failed=facts.webhooks_failed),
+                     linked=LinkedState(accounts=facts.links.active,
+                                        failing=facts.links.failing,
+                                        lag_seconds=facts.links.lag_seconds),
+                     warnings=facts.warnings)

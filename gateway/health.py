@@ -1,0 +1,71 @@
+"""What an operator checks first: the database answers, and how far behind each background
+job is. One read, a few aggregate queries over indexed status columns (O(what is waiting),
+never O(the tables)); the API's ``/health`` and the console's health panel show it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from gateway import inbound_queue
+from gateway.clock import seconds_since
+from gateway.mail_accounts import PollerFacts, poller_facts
+from gateway.models import LinkedAccount, WebhookDelivery
+from gateway.webhooks import FAILED, PENDING
+
+
+@dataclass(frozen=True)
+class LinkFacts:
+    active: int  # links being synced (not paused)
+    failing: int  # of those, failed their last pass
+    lag_seconds: float | None  # since the stalest link's last success (or creation)
+
+
+@dataclass(frozen=True)
+class Health:
+    queued: int  # inbound mail waiting to be logged
+    failed: int  # inbound mail parked with a reason
+    poller: PollerFacts
+    webhooks_pending: int
+    webhooks_failed: int
+    links: LinkFacts
+
+    @property
+    def warnings(self) -> list[str]:
+        """What deserves a look, in words; empty when all is well."""
+        found = []
+        if self.failed:
+            found.append(f"{self.failed} inbound messages failed (retry them in the console)")
+        if self.poller.failing:
+            found.append(f"{self.poller.failing} mailboxes failed their last poll")
+        if self.webhooks_failed:
+            found.append(f"{self.webhooks_failed} webhook deliveries failed")
+        if self.links.failing:
+            found.append(f"{self.links.failing} linked calendar accounts failed their last sync")
+        return found
+
+
+def link_facts(session: Session, now: datetime) -> LinkFacts:
+    since = func.coalesce(LinkedAccount.last_success_at, LinkedAccount.created_at)
+    count, failing, oldest = session.execute(
+        select(func.count(), func.count().filter(LinkedAccount.failures > 0), func.min(since))
+        .where(LinkedAccount.status == "active")).one()
+    return LinkFacts(int(count), int(failing or 0), seconds_since(now, oldest))
+
+
+def health(session: Session, now: datetime) -> Health:
+    """Raises the database's error when it does not answer."""
+    session.execute(text("SELECT 1"))
+    depth = inbound_queue.queue_depth(session)
+    webhooks = dict(session.execute(
+        select(WebhookDelivery.status, func.count())
+        .where(WebhookDelivery.status.in_((PENDING, FAILED))).group_by(WebhookDelivery.status)
+    ).tuples().all())
+    return Health(queued=depth[inbound_queue.QUEUED], failed=depth[inbound_queue.FAILED],
+                  poller=poller_facts(session, now),
+                  webhooks_pending=int(webhooks.get(PENDING, 0)),
+                  webhooks_failed=int(webhooks.get(FAILED, 0)),
+                  links=link_facts(session, now))
