@@ -38,13 +38,14 @@ class Health:
         """What deserves a look, in words; empty when all is well."""
         found = []
         if self.failed:
-            found.append(f"{self.failed} inbound messages failed (retry them in the console)")
+            found.append(f"inbound mail: {self.failed} failed (retry it in the console)")
         if self.poller.failing:
-            found.append(f"{self.poller.failing} mailboxes failed their last poll")
+            found.append(f"mailboxes: {self.poller.failing} failed their last poll")
         if self.webhooks_failed:
-            found.append(f"{self.webhooks_failed} webhook deliveries failed")
+            found.append(f"webhook deliveries: {self.webhooks_failed} failed (replay them)")
         if self.links.failing:
-            found.append(f"{self.links.failing} linked calendar accounts failed their last sync")
+            found.append(f"linked calendar accounts: {self.links.failing} failed their last "
+                         "sync")
         return found
 
 
