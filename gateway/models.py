@@ -149,6 +149,8 @@ class SyncProfile(Base):
     # Whether the user's mail is logged ("calendar only" turns it off); apart from email_sync,
     # which diary-sync eligibility needs.
     log_email: Mapped[bool | None] = mapped_column(Boolean)
+    # Global row only: the settings reps may change for themselves on "My sync".
+    rep_choices: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 # --- companies and people outside the firm --------------------------------------------------

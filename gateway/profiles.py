@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.errors import Invalid
+from gateway.errors import Invalid, ReadOnly
 from gateway.models import SyncProfile, User
 
 RECORDS = ("all", "related")
 DIRECTIONS = ("two_way", "crm_to_calendar", "calendar_to_crm")
+# Settings an admin may let reps change for themselves (pause and what is synced are theirs
+# anyway, on "My sync").
+REP_CHOOSABLE = ("records", "direction", "sync_invitees")
 
 
 @dataclass(frozen=True)
@@ -100,3 +104,32 @@ def explained_profile(session: Session, user_id: int) -> list[tuple[str, object,
     effective = effective_profile(session, user_id)
     return [(name, getattr(effective, name), row is None or getattr(row, name) is None)
             for name in _FIELDS]
+
+
+def rep_choices(session: Session) -> tuple[str, ...]:
+    """The settings reps may change for themselves (none unless an admin allows some)."""
+    row = _global_row(session)
+    return tuple(name for name in REP_CHOOSABLE if row is not None and name in
+                 (row.rep_choices or ()))
+
+
+def set_rep_choices(session: Session, names: Sequence[str]) -> None:
+    unknown = [name for name in names if name not in REP_CHOOSABLE]
+    if unknown:
+        raise Invalid(f"reps may be allowed to change {', '.join(REP_CHOOSABLE)}; not "
+                      f"{', '.join(unknown)}")
+    row = _global_row(session)
+    if row is None:
+        row = SyncProfile(is_global=True, user_id=None)
+        session.add(row)
+    row.rep_choices = [name for name in REP_CHOOSABLE if name in names]
+    session.flush()
+
+
+def check_rep_may_change(session: Session, changes: ProfileChanges) -> None:
+    """Refuse a rep's own change of a setting the admin keeps (``rep_choices``)."""
+    allowed = rep_choices(session)
+    kept = [name for name in REP_CHOOSABLE
+            if name not in allowed and getattr(changes, name) is not None]
+    if kept:
+        raise ReadOnly(f"your admin sets {', '.join(kept).replace('_', ' ')} for you")

@@ -7,6 +7,8 @@ from api_peers import Api, problem
 from caldav_peer import Gateway, free_port, new_rep
 from login_peers import propfind
 
+from gateway.models import InboundMessage
+
 
 def test_a_users_profile_inherits_the_global_default_until_it_overrides(
         api_gateway: Gateway, api: Api) -> None:
@@ -29,6 +31,23 @@ def test_a_users_profile_inherits_the_global_default_until_it_overrides(
         api.patch("/sync-profile", {"records": default["records"]})
     problem(api.patch(path, {"direction": "sideways"}), 422, "validation")
     problem(api.get("/users/nobody-here/sync-profile"), 404, "not-found")
+
+
+def test_the_global_profile_says_which_settings_reps_may_change(
+        api_gateway: Gateway, api: Api) -> None:
+    rep = new_rep(api_gateway.store)
+    assert api.get("/sync-profile").json()["rep_choices"] == []
+    try:
+        changed = api.patch("/sync-profile", {"rep_choices": ["sync_invitees", "records"]})
+        assert changed.json()["rep_choices"] == ["records", "sync_invitees"]
+        assert api.get(f"/users/{rep.username}/sync-profile").json()["rep_choices"] is None
+        assert "global default" in problem(api.patch(
+            f"/users/{rep.username}/sync-profile", {"rep_choices": ["records"]}), 422,
+            "invalid")["detail"]
+        problem(api.patch("/sync-profile", {"rep_choices": ["paused"]}), 422, "validation")
+    finally:
+        api.patch("/sync-profile", {"rep_choices": []})
+    assert api.get("/sync-profile").json()["rep_choices"] == []
 
 
 def test_a_mailbox_is_set_from_a_preset_tested_paused_resumed_removed(
@@ -71,3 +90,12 @@ def test_health_says_what_healthz_says_plus_queue_and_poller(api_gateway: Gatewa
     assert body["status"] == "ok" and body["database"] == "ok"
     assert set(body["inbound_queue"]) == {"queued", "failed"}
     assert body["poller"]["accounts"] >= 0
+    assert set(body["webhooks"]) == {"pending", "failed"}
+    assert set(body["linked"]) == {"accounts", "failing", "lag_seconds"}
+    failed = body["inbound_queue"]["failed"]
+    with api_gateway.store.transaction() as session:
+        session.add(InboundMessage(mail_from="x@crm.example", rcpt_tos=[], raw=b"x", size=1,
+                                   status="failed", last_error="no such user"))
+    body = reader.get("/health").json()
+    assert body["inbound_queue"]["failed"] == failed + 1
+    assert f"inbound mail: {failed + 1} failed (retry it in the console)" in body["warnings"]

@@ -174,3 +174,16 @@ def test_console_script_runs_with_a_config_file(tmp_path: Path) -> None:
                          check=False)
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0 and "missing.toml does not exist" in bad.stderr
+
+
+def test_the_global_profile_says_which_settings_reps_may_change(cli: Run, store: Store) -> None:
+    code, out, _ = cli("sync", "profile", "--rep-choices", "records,sync-invitees")
+    assert code == 0 and "reps may change: records, sync_invitees" in out
+    code, out, _ = cli("--json", "sync", "profile")
+    assert json.loads(out)["rep_choices"] == ["records", "sync_invitees"]
+    for wrong in (("sync", "profile", "--rep-choices", "paused"),
+                  ("sync", "profile", "alice", "--rep-choices", "records")):
+        code, _, err = cli(*wrong)
+        assert code == 2 and err.count("\n") == 1, err
+    code, out, _ = cli("sync", "profile", "--rep-choices", "none")
+    assert code == 0 and "reps may change: nothing" in out

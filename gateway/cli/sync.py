@@ -6,13 +6,16 @@ import argparse
 from dataclasses import asdict
 from typing import Any
 
-from gateway.cli.base import Context, on_off
+from gateway.cli.base import Context, Failure, on_off
 from gateway.profiles import (
     DIRECTIONS,
     RECORDS,
+    REP_CHOOSABLE,
     ProfileChanges,
     effective_profile,
     global_profile,
+    rep_choices,
+    set_rep_choices,
 )
 from gateway.sync_admin import change_profile, dedupe, reset_sync
 from gateway.users import get_user
@@ -31,6 +34,10 @@ def register(commands: Any) -> None:
     profile.add_argument("--paused", type=on_off, metavar="on|off")
     profile.add_argument("--log-email", type=on_off, metavar="on|off",
                          help="off: the user's mail is not logged (calendar only)")
+    profile.add_argument("--rep-choices", type=_choices, metavar="LIST",
+                         help="global default only: the settings reps may change themselves "
+                         f"on My sync, comma-separated ({', '.join(REP_CHOOSABLE)}; "
+                         "'none' for none)")
     profile.set_defaults(handler=do_profile)
 
     reset = sub.add_parser("reset", help="refuse old sync tokens: clients resync fully")
@@ -43,19 +50,37 @@ def register(commands: Any) -> None:
     clean.set_defaults(handler=do_dedupe)
 
 
+def _choices(value: str) -> list[str]:
+    names = [] if value.strip() == "none" else [n.strip().replace("-", "_")
+                                                for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in REP_CHOOSABLE]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"not a setting reps may change: {', '.join(unknown)}"
+                                         f" (one of {', '.join(REP_CHOOSABLE)})")
+    return names
+
+
 def do_profile(context: Context, args: argparse.Namespace) -> int:
     changes = ProfileChanges(records=args.records, direction=args.direction,
                              sync_invitees=args.sync_invitees, paused=args.paused,
                              log_email=args.log_email)
+    if args.rep_choices is not None and args.username:
+        raise Failure("--rep-choices belongs to the global default: leave out USERNAME")
     with context.store.transaction() as session:
         user = get_user(session, args.username) if args.username else None
         change_profile(session, user, changes)
+        if args.rep_choices is not None:
+            set_rep_choices(session, args.rep_choices)
         profile = effective_profile(session, user.id) if user else global_profile(session)
-    data = {"user": args.username, **asdict(profile)}
+        choices = None if user else list(rep_choices(session))
+    data: dict[str, Any] = {"user": args.username, **asdict(profile)}
+    if choices is not None:
+        data["rep_choices"] = choices
     scope = f"user {args.username}" if args.username else "global default"
     context.emit(data, [f"sync profile ({scope}):"] + [
         f"  {key.replace('_', '-')}: {_show(value)}" for key, value in asdict(profile).items()
-    ])
+    ] + ([f"  reps may change: {', '.join(choices) or 'nothing'}"] if choices is not None
+         else []))
     return 0
 
 

@@ -295,6 +295,12 @@ class ProfileOut(BaseModel):
     paused: bool
     user: str | None = Field(description="null: the global default")
     inherited: list[str] = Field(description="fields taken from the global default")
+    rep_choices: list[RepChoosable] | None = Field(
+        None, description="global default only: the settings reps may change themselves on "
+        "My sync; null on a user's profile")
+
+
+RepChoosable = Literal["records", "direction", "sync_invitees"]
 
 
 class ProfilePatch(Request):
@@ -302,6 +308,9 @@ class ProfilePatch(Request):
     direction: Literal["two_way", "crm_to_calendar", "calendar_to_crm"] | None = None
     sync_invitees: bool | None = None
     paused: bool | None = None
+    rep_choices: list[RepChoosable] | None = Field(
+        None, max_length=3, description="global default only: the settings reps may change "
+        "themselves")
 
 
 class QueueDepth(BaseModel):

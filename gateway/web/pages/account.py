@@ -19,8 +19,15 @@ from gateway.linked_calendars import PROVIDERS as CALDAV_PROVIDERS
 from gateway.linked_calendars import describe, links_of
 from gateway.mail_accounts import PROVIDERS, TLS_MODES, find_account
 from gateway.models import AppPassword, User
-from gateway.profiles import ProfileChanges, effective_profile, update_profile
+from gateway.profiles import (
+    ProfileChanges,
+    check_rep_may_change,
+    effective_profile,
+    rep_choices,
+    update_profile,
+)
 from gateway.publication import publish_user
+from gateway.sync_admin import change_profile
 from gateway.users import UserChanges, update_user
 from gateway.web.pages.page import Page
 
@@ -133,6 +140,7 @@ def sync_view(page: Page, session: Session, user: User, **extra: Any) -> dict[st
         "links": [describe(session, link) for link in links_of(session, user)],
         "link_providers": LINK_PROVIDERS, "link_form": {}, "link_check": None,
         "link_done": None, "link_passes": None,
+        "rep_choices": rep_choices(session), "profile": profile,
     }
     decisions = recent_decisions(session, user.id, DECISIONS_SHOWN)
     values["decisions"] = decisions
@@ -223,8 +231,30 @@ def what_to_sync(page: Page) -> Response:
     return page.redirect(HOME)
 
 
+def own_profile(page: Page) -> Response:
+    """The settings of the sync profile the admin lets reps change for themselves."""
+    user_id = signed_in(page)
+    form = page.request.form
+    switch = {"on": True, "off": False}.get(form.get("sync_invitees", ""))
+    changes = ProfileChanges(records=form.get("records") or None,
+                             direction=form.get("direction") or None, sync_invitees=switch)
+    try:
+        with page.app.store.transaction() as session:
+            user = web_logins.get_person(session, user_id)
+            current = effective_profile(session, user.id)
+            changed = ProfileChanges(**{
+                name: value for name, value in vars(changes).items()
+                if value is not None and value != getattr(current, name)})
+            check_rep_may_change(session, changed)
+            change_profile(session, user, changed)
+    except DomainError as exc:
+        return my_sync(page, 400, errors={"profile": str(exc)})
+    return page.redirect(HOME + "#settings")
+
+
 ROUTES = (
     ("/account/what", "what_to_sync", ["POST"], what_to_sync),
+    ("/account/profile", "own_profile", ["POST"], own_profile),
     ("/account/", "home", ["GET"], home),
     ("/account/sign-in", "sign_in", ["POST"], sign_in),
     ("/account/sign-out", "sign_out", ["POST"], sign_out),

@@ -26,11 +26,14 @@ from gateway.models import AppPassword, DiaryType
 from gateway.profiles import (
     DIRECTIONS,
     RECORDS,
+    REP_CHOOSABLE,
     Profile,
     ProfileChanges,
     effective_profile,
     explained_profile,
     global_profile,
+    rep_choices,
+    set_rep_choices,
 )
 from gateway.publication import publish_type, publish_user
 from gateway.sync_admin import change_profile, dedupe, reset_sync
@@ -78,6 +81,7 @@ def console(page: Page, status: int = 200, **extra: Any) -> Response:
             "mailboxes": list_accounts(session), "queue": status_counts(session),
             "global_profile": global_profile(session), **PROFILE_CHOICES,
             "health": health(session, utcnow()),
+            "rep_choices": rep_choices(session), "rep_choosable": REP_CHOOSABLE,
         }
         values.update(extra)
         return page.render("admin.html", status, **values)
@@ -248,8 +252,18 @@ def change_global_profile(page: Page) -> Response:
     return page.redirect(CONSOLE + "#profile")
 
 
+def change_rep_choices(page: Page) -> Response:
+    """Which settings reps may change for themselves on My sync."""
+    admin_only(page)
+    with page.app.store.transaction() as session:
+        set_rep_choices(session, [name for name in REP_CHOOSABLE
+                                  if page.request.form.get(name) == "on"])
+    return page.redirect(CONSOLE + "#profile")
+
+
 ROUTES = (
     ("/admin/users/<username>/sync", "person_sync", ["GET", "POST"], person_sync),
+    ("/admin/rep-choices", "change_rep_choices", ["POST"], change_rep_choices),
     ("/admin/", "console", ["GET"], console),
     ("/admin/profile", "change_global_profile", ["POST"], change_global_profile),
     ("/admin/types", "add_type", ["POST"], add_type),

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from gateway.clock import utcnow
+from gateway.errors import Invalid
 from gateway.health import health
 from gateway.models import User
 from gateway.profiles import (
@@ -14,6 +15,8 @@ from gateway.profiles import (
     effective_profile,
     global_profile,
     overridden_fields,
+    rep_choices,
+    set_rep_choices,
 )
 from gateway.sync_admin import change_profile
 from gateway.users import get_user
@@ -34,18 +37,21 @@ FIELDS = ("records", "direction", "sync_invitees", "paused")
 
 def profile_out(call: Call, user: User | None) -> ProfileOut:
     if user is None:
-        values, inherited = asdict(global_profile(call.session)), []
-    else:
-        values = asdict(effective_profile(call.session, user.id))
-        own = overridden_fields(call.session, user.id)
-        inherited = [name for name in FIELDS if name not in own]
-    return ProfileOut(**values, user=user.username if user else None, inherited=inherited)
+        return ProfileOut(**asdict(global_profile(call.session)), user=None, inherited=[],
+                          rep_choices=list(rep_choices(call.session)))  # type: ignore[arg-type]
+    own = overridden_fields(call.session, user.id)
+    return ProfileOut(**asdict(effective_profile(call.session, user.id)), user=user.username,
+                      inherited=[name for name in FIELDS if name not in own])
 
 
 def _change(call: Call, user: User | None) -> ProfileOut:
     body: ProfilePatch = call.body
     changes = ProfileChanges(records=body.records, direction=body.direction,
                              sync_invitees=body.sync_invitees, paused=body.paused)
+    if body.rep_choices is not None:
+        if user is not None:
+            raise Invalid("rep_choices belongs to the global default (PATCH /sync-profile)")
+        set_rep_choices(call.session, body.rep_choices)
     change_profile(call.session, user, changes)
     return profile_out(call, user)
 

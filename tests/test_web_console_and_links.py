@@ -1,7 +1,8 @@
-"""The pages' newer parts in a real browser: linking the rep's own calendar account (stock
-Radicale on loopback) from "My sync", the console's health panel, app passwords and the
-BCC address on a user's console page; and a signed-in session revoked on one ``serve``
-process ending on another one at its next request."""
+"""More of the pages in a real browser: linking the rep's own calendar account (stock
+Radicale on loopback) from "My sync", the settings an admin lets reps change themselves, the
+console's health panel, app passwords and the BCC address on a user's console page; and a
+signed-in session revoked on one ``serve`` process ending on another one at its next
+request."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from gateway.bcc_addresses import user_address
 from gateway.entries import EntryDraft, create_entry
 from gateway.linked_calendars import links_of
 from gateway.models import InboundMessage
+from gateway.profiles import effective_profile
 from gateway.users import get_user
 
 __all__ = ["browser", "site"]
@@ -232,3 +234,36 @@ def test_a_session_ended_on_one_process_ends_on_the_other(
         submit(browser, By.CSS_SELECTOR, f'#users form[action="/admin/users/{username}"] '
                                          'button[value="reset"]')
         assert signed_in_as(kept, second_site) is None
+
+
+def test_reps_change_only_the_settings_the_admin_lets_them(browser: Any, site: Gateway) -> None:
+    admin, rep = unique("rae"), unique("sid")
+    sign_up(browser, site, rep, "sids web password")
+    assert browser.find_elements(By.ID, "settings") == []  # nothing is the rep's by default
+    sign_up(browser, site, admin, "raes web password", admin=True)
+    browser.get(site.url + "admin/")
+    for name in ("records", "sync_invitees"):
+        box = browser.find_element(By.ID, f"rep-choice-{name}")
+        if not box.is_selected():
+            box.click()
+    direction = browser.find_element(By.ID, "rep-choice-direction")
+    if direction.is_selected():
+        direction.click()
+    submit(browser, By.ID, "rep-choices-save")
+    assert browser.find_element(By.ID, "rep-choice-records").is_selected()
+
+    sign_in(browser, site, rep, "sids web password")
+    assert browser.find_elements(By.ID, "settings-direction") == []
+    Select(browser.find_element(By.ID, "settings-records")).select_by_value("related")
+    submit(browser, By.ID, "settings-save")
+    with site.store.reading() as session:
+        mine = effective_profile(session, get_user(session, rep).id)
+        theirs = effective_profile(session, get_user(session, admin).id)
+    assert mine.records == "related" and theirs.records == "all"  # the rep's own override
+
+    with cookie_session(browser) as page:  # a crafted form for a setting the admin keeps
+        refused = page.post(site.url + "account/profile", timeout=10, data={
+            "csrf": form_token(page, site.url + "account/"), "direction": "calendar_to_crm"})
+    assert refused.status_code == 400 and "your admin sets direction for you" in refused.text
+    with site.store.reading() as session:
+        assert effective_profile(session, get_user(session, rep).id).direction == "two_way"
