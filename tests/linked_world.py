@@ -57,6 +57,19 @@ def cal_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CalSe
     running.stop()
 
 
+@pytest.fixture(scope="module")
+def radicale_account(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CalServer]:
+    """One stock Radicale for a module's tests, its home made and a "Personal" calendar in it
+    (tests that need a server of their own use ``cal_server``)."""
+    server = radicale_server(tmp_path_factory.mktemp("radicale"))
+    server.start()
+    requests.request("PROPFIND", server.calendar_home, auth=server.auth(),  # makes the home
+                     headers={"Depth": "0"}, timeout=10)
+    make_calendar(server, "personal", "Personal")
+    yield server
+    server.stop()
+
+
 @dataclass
 class World:
     store: Store

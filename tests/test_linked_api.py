@@ -13,23 +13,12 @@ import pytest
 import requests
 from api_peers import Api, api, api_gateway, problem
 from caldav_peer import Gateway, new_rep
-from peers.linked_servers import CalServer, make_calendar, radicale_server, xandikos_server
+from peers.linked_servers import CalServer, xandikos_server
 
 __all__ = ["api", "api_gateway"]
 
 PROPFIND = ('<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop><D:getetag/>'
             "</D:prop></D:propfind>")
-
-
-@pytest.fixture(scope="module")
-def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CalServer]:
-    server = radicale_server(tmp_path_factory.mktemp("radicale"))
-    server.start()
-    requests.request("PROPFIND", server.calendar_home, auth=server.auth(),  # makes the home
-                     headers={"Depth": "0"}, timeout=10)
-    make_calendar(server, "personal", "Personal")
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -58,16 +47,16 @@ def account(server: CalServer, **extra: object) -> dict[str, object]:
 
 
 def test_link_sync_test_dedupe_reset_and_unlink_through_the_api(
-        api_gateway: Gateway, api: Api, radicale: CalServer) -> None:
+        api_gateway: Gateway, api: Api, radicale_account: CalServer) -> None:
     rep = new_rep(api_gateway.store)
     links = f"/users/{rep.username}/linked-calendars"
-    wrong = api.post(f"{links}/test", account(radicale, password="wrong"))
+    wrong = api.post(f"{links}/test", account(radicale_account, password="wrong"))
     assert wrong.status_code == 200
     assert not wrong.json()["ok"]
     failed = [s for s in wrong.json()["steps"] if s["status"] == "failed"]
     assert [s["name"] for s in failed] == ["auth"] and "refused the login" in failed[0]["detail"]
 
-    refused = api.post(links, account(radicale, password="wrong", sources=["Personal"]))
+    refused = api.post(links, account(radicale_account, password="wrong", sources=["Personal"]))
     body = problem(refused, 422, "account-test-failed")
     assert "failed at step auth" in body["detail"]
     assert ["step", "auth"] in [e["loc"] for e in body["errors"]]
@@ -77,19 +66,19 @@ def test_link_sync_test_dedupe_reset_and_unlink_through_the_api(
                                  rep.username, "start": "2026-12-14T09:00:00Z",
                                  "end": "2026-12-14T10:00:00Z"})
     assert made.status_code == 201, made.text
-    linked = api.post(links, account(radicale, sources=["Personal"]))
+    linked = api.post(links, account(radicale_account, sources=["Personal"]))
     assert linked.status_code == 201, linked.text
     link = linked.json()
     assert linked.headers["Location"].endswith(f"{links}/{link['id']}")
     assert {(c["role"], c["name"]) for c in link["calendars"]} == {
         ("target", "CRM"), ("source", "Personal")}
-    assert "password" not in linked.text and radicale.password not in linked.text
+    assert "password" not in linked.text and radicale_account.password not in linked.text
 
     passes = api.post(f"{links}/sync")
     assert passes.status_code == 200, passes.text
     [one] = passes.json()["items"]
     assert one["error"] is None and one["pushed"] == 1
-    assert titles(radicale, "crm") == ["Kick-off"]
+    assert titles(radicale_account, "crm") == ["Kick-off"]
     shown = api.get(f"{links}/{link['id']}").json()
     assert shown["last_success_at"] is not None
     assert {c["role"]: c["pushed"] for c in shown["calendars"]} == {"target": 1, "source": 0}
@@ -109,17 +98,17 @@ def test_link_sync_test_dedupe_reset_and_unlink_through_the_api(
     reset = api.post(f"{links}/{link['id']}/reset")
     assert reset.json() == {"link": link["id"], "forgotten": 1}
     api.post(f"{links}/sync")
-    assert titles(radicale, "crm") == ["Kick-off"]  # reconciled by UID, not doubled
+    assert titles(radicale_account, "crm") == ["Kick-off"]  # reconciled by UID, not doubled
 
     gone = api.delete(f"{links}/{link['id']}", params={"remove_pushed": "true"})
     assert gone.status_code == 200, gone.text
     assert len(gone.json()["removed"]) == 1 and gone.json()["kept"] == []
-    assert titles(radicale, "crm") == []
+    assert titles(radicale_account, "crm") == []
     assert api.get(links).json() == {"items": []}
 
 
 def test_link_refusals_say_why_and_store_nothing(api_gateway: Gateway, api: Api,
-                                                 radicale: CalServer) -> None:
+                                                 radicale_account: CalServer) -> None:
     rep = new_rep(api_gateway.store)
     links = f"/users/{rep.username}/linked-calendars"
     detail = problem(api.post(links, {"provider": "nextcloud", "login": "a", "password": "b"}),
@@ -128,17 +117,17 @@ def test_link_refusals_say_why_and_store_nothing(api_gateway: Gateway, api: Api,
     problem(api.post(links, {"provider": "gmail", "login": "a", "password": "b"}), 422,
             "validation")
     assert "no calendar 'Nope'" in problem(
-        api.post(links, account(radicale, sources=["Nope"])), 422, "invalid")["detail"]
+        api.post(links, account(radicale_account, sources=["Nope"])), 422, "invalid")["detail"]
     assert "is the target" in problem(
-        api.post(links, account(radicale, target="Personal", sources=["Personal"])), 422,
+        api.post(links, account(radicale_account, target="Personal", sources=["Personal"])), 422,
         "invalid")["detail"]
     closed = api.post(links, {"url": "http://127.0.0.1:9/", "login": "a", "password": "b"})
     assert "failed at step connect" in problem(closed, 422, "account-test-failed")["detail"]
     stopped = new_rep(api_gateway.store, diary_sync=False)
     assert "diary sync" in problem(
-        api.post(f"/users/{stopped.username}/linked-calendars", account(radicale)), 422,
+        api.post(f"/users/{stopped.username}/linked-calendars", account(radicale_account)), 422,
         "invalid")["detail"]
-    problem(api.post("/users/nobody-here/linked-calendars", account(radicale)), 404,
+    problem(api.post("/users/nobody-here/linked-calendars", account(radicale_account)), 404,
             "not-found")
     assert api.get(links).json() == {"items": []}
 

@@ -20,7 +20,7 @@ import requests
 from caldav.lib.error import AuthorizationError
 from caldav_peer import Gateway, start_gateway, stop_gateway
 from peers.bcc_listener import LOG
-from peers.linked_servers import CalServer, make_calendar, radicale_server
+from peers.linked_servers import CalServer
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.select import Select
 from web_browser import (
@@ -52,17 +52,6 @@ def unique(prefix: str) -> str:
     return f"{prefix}{next(_names)}x{os.getpid()}"
 
 
-@pytest.fixture(scope="module")
-def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CalServer]:
-    server = radicale_server(tmp_path_factory.mktemp("radicale"))
-    server.start()
-    requests.request("PROPFIND", server.calendar_home, auth=server.auth(),  # makes the home
-                     headers={"Depth": "0"}, timeout=10)
-    make_calendar(server, "personal", "Personal")
-    yield server
-    server.stop()
-
-
 def remote_objects(server: CalServer, slug: str) -> list[str]:
     listing = requests.request("PROPFIND", f"{server.calendar_home}{slug}/", data=PROPFIND,
                                headers={"Depth": "1"}, auth=server.auth(), timeout=10)
@@ -87,19 +76,20 @@ def fill_link_form(driver: Any, server: CalServer, password: str) -> None:
 
 
 def test_a_rep_links_their_own_calendar_account_from_my_sync(
-        browser: Any, site: Gateway, radicale: CalServer, tmp_path: Path) -> None:
+        browser: Any, site: Gateway, radicale_account: CalServer, tmp_path: Path) -> None:
     username = unique("lia")
     sign_up(browser, site, username, "lias web password")
-    fill_link_form(browser, radicale, "not the password")
+    fill_link_form(browser, radicale_account, "not the password")
     assert steps(browser, "link-check")["auth"] == "failed"
     failed = browser.find_element(By.CSS_SELECTOR, '#link-check-steps li[data-step="auth"]')
     assert "refused the login" in failed.text
     assert "failed at step auth" in browser.find_element(By.ID, "linked-error").text
-    assert browser.find_element(By.ID, "link-login").get_attribute("value") == radicale.login
+    kept = browser.find_element(By.ID, "link-login").get_attribute("value")
+    assert kept == radicale_account.login
     assert browser.find_element(By.ID, "link-password").get_attribute("value") == ""
     assert browser.find_elements(By.CSS_SELECTOR, "#linked .link") == []
 
-    fill_link_form(browser, radicale, radicale.password)
+    fill_link_form(browser, radicale_account, radicale_account.password)
     assert set(steps(browser, "link-check").values()) <= {"ok", "skipped"}
     done = browser.find_element(By.ID, "linked-done").text
     assert "your diary goes to CRM (made on the account just now)" in done
@@ -112,7 +102,7 @@ def test_a_rep_links_their_own_calendar_account_from_my_sync(
                                          end=start + timedelta(hours=1), organizer=username))
     submit(browser, By.CSS_SELECTOR, '#linked .link button[value="sync"]')
     assert "1 put on the account" in browser.find_element(By.ID, "link-passes").text
-    assert len(remote_objects(radicale, "crm")) == 1
+    assert len(remote_objects(radicale_account, "crm")) == 1
     calendars = browser.find_element(By.CSS_SELECTOR, "#linked .link-calendars").text
     assert "Your diary goes to CRM: 1 put there" in calendars
 
@@ -122,15 +112,15 @@ def test_a_rep_links_their_own_calendar_account_from_my_sync(
     browser.find_element(By.CSS_SELECTOR, '#linked .link input[name="remove_pushed"]').click()
     submit(browser, By.CSS_SELECTOR, '#linked .link button[value="unlink"]')
     assert "Removed 1 events" in browser.find_element(By.ID, "linked-done").text
-    assert remote_objects(radicale, "crm") == []
+    assert remote_objects(radicale_account, "crm") == []
     assert browser.find_elements(By.CSS_SELECTOR, "#linked .link") == []
 
 
 def test_a_rep_cannot_act_on_another_reps_link(browser: Any, site: Gateway,
-                                               radicale: CalServer) -> None:
+                                               radicale_account: CalServer) -> None:
     owner, other = unique("lou"), unique("lyn")
     sign_up(browser, site, owner, "lous web password")
-    fill_link_form(browser, radicale, radicale.password)
+    fill_link_form(browser, radicale_account, radicale_account.password)
     link = browser.find_element(By.CSS_SELECTOR, "#linked .link").get_attribute("data-link")
     sign_up(browser, site, other, "lyns web password")
     with cookie_session(browser) as page:
