@@ -19,6 +19,7 @@ from gateway.entries import apply_event_data, resolve_participant
 from gateway.errors import Conflict, Invalid, NotFound, ReadOnly
 from gateway.ical import EventData, InvalidCalendarObject, UnsupportedComponent, parse_event
 from gateway.models import Calendar, DiaryEntry, EntryParticipant, PublishedItem, User
+from gateway.notifications import client_added
 from gateway.preconditions import NO_PRECONDITION, Precondition
 from gateway.profiles import effective_profile
 from gateway.publication import INVITATIONS, HrefTaken, etag_of, publish_entry
@@ -245,6 +246,8 @@ def put_event(
     session.refresh(entry, ["type"])
     publish_entry(session, entry)
     entry_changed(session, reported, entry, "calendar")
+    if reported == "created":
+        client_added(session, user, entry)
     shown = _published(session, _calendar_id(session, user, calendar.slug), href)
     if shown is None:  # the profile does not publish it (e.g. records = related)
         shown = ItemView(href, data.uid, text, etag_of(text), data.span_start, data.span_end,

@@ -658,6 +658,8 @@ class OutboundMail(Base):
     last_code: Mapped[int | None] = mapped_column(Integer)
     last_reply: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by 'outbound retry': the retry window starts again from here.
+    retried_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("last_code", sa.Integer(), nullable=True),
         sa.Column("last_reply", sa.Text(), nullable=True),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("retried_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint("status IN ('pending', 'sent', 'failed')",
                            name=op.f("ck_outbound_mails_status")),
