@@ -9,6 +9,7 @@ from typing import Any
 from gateway.cli.base import Context, on_off
 from gateway.profiles import (
     DIRECTIONS,
+    INVITATIONS,
     RECORDS,
     ProfileChanges,
     effective_profile,
@@ -31,6 +32,9 @@ def register(commands: Any) -> None:
     profile.add_argument("--paused", type=on_off, metavar="on|off")
     profile.add_argument("--log-email", type=on_off, metavar="on|off",
                          help="off: the user's mail is not logged (calendar only)")
+    profile.add_argument("--invitations", choices=INVITATIONS,
+                         help="iMIP mail to attendees on CRM-side changes (after_first_sync: "
+                              "not for entries made before the rep's first calendar sync)")
     profile.set_defaults(handler=do_profile)
 
     reset = sub.add_parser("reset", help="refuse old sync tokens: clients resync fully")
@@ -46,7 +50,7 @@ def register(commands: Any) -> None:
 def do_profile(context: Context, args: argparse.Namespace) -> int:
     changes = ProfileChanges(records=args.records, direction=args.direction,
                              sync_invitees=args.sync_invitees, paused=args.paused,
-                             log_email=args.log_email)
+                             log_email=args.log_email, invitations=args.invitations)
     with context.store.transaction() as session:
         user = get_user(session, args.username) if args.username else None
         change_profile(session, user, changes)
