@@ -25,6 +25,7 @@ import icalendar
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from caldav_peer import free_port
+
 from peers.tls import TlsFiles, write_tls_files
 
 USER, PASSWORD = "gateway", "relay-secret"

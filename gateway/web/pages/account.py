@@ -214,8 +214,19 @@ def what_to_sync(page: Page) -> Response:
     return page.redirect(HOME)
 
 
+def notifications(page: Page) -> Response:
+    """The rep's "added to the CRM" mail: on (the box ticked) or off."""
+    user_id = signed_in(page)
+    wanted = page.request.form.get("notify", "") == "on"
+    with page.app.store.transaction() as session:
+        update_user(session, web_logins.get_person(session, user_id),
+                    UserChanges(notify_client_adds=wanted))
+    return page.redirect(HOME)
+
+
 ROUTES = (
     ("/account/what", "what_to_sync", ["POST"], what_to_sync),
+    ("/account/notifications", "notifications", ["POST"], notifications),
     ("/account/", "home", ["GET"], home),
     ("/account/sign-in", "sign_in", ["POST"], sign_in),
     ("/account/sign-out", "sign_out", ["POST"], sign_out),

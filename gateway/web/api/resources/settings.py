@@ -29,7 +29,7 @@ from gateway.web.api.models import (
 from gateway.web.api.routing import Call, route
 
 TAG = "sync-profiles"
-FIELDS = ("records", "direction", "sync_invitees", "paused")
+FIELDS = ("records", "direction", "sync_invitees", "paused", "invitations")
 
 
 def profile_out(call: Call, user: User | None) -> ProfileOut:
@@ -45,7 +45,8 @@ def profile_out(call: Call, user: User | None) -> ProfileOut:
 def _change(call: Call, user: User | None) -> ProfileOut:
     body: ProfilePatch = call.body
     changes = ProfileChanges(records=body.records, direction=body.direction,
-                             sync_invitees=body.sync_invitees, paused=body.paused)
+                             sync_invitees=body.sync_invitees, paused=body.paused,
+                             invitations=body.invitations)
     change_profile(call.session, user, changes)
     return profile_out(call, user)
 
