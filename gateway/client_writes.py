@@ -192,8 +192,13 @@ def _entry_for_uid(
 def put_event(
     session: Session, user: User, calendar: CalendarView, href: str, text: str,
     parsed: EventData | None = None, precondition: Precondition = NO_PRECONDITION,
+    *, notify: bool = False,
 ) -> Outcome:
     """Create or replace the event at ``href`` in one of the user's type calendars.
+
+    ``notify``: a new entry mails the rep "added to the CRM" (``gateway.notifications``); the
+    CalDAV PUT of a calendar app asks for it, a linked-calendar fetch does not (linking an
+    account would mail its whole backlog).
 
     ``parsed`` is ``parse_client_object(text)`` when the caller already has it. The
     precondition is checked against what is stored now, in this transaction; the entry's
@@ -246,7 +251,7 @@ def put_event(
     session.refresh(entry, ["type"])
     publish_entry(session, entry)
     entry_changed(session, reported, entry, "calendar")
-    if reported == "created":
+    if notify and reported == "created":
         client_added(session, user, entry)
     shown = _published(session, _calendar_id(session, user, calendar.slug), href)
     if shown is None:  # the profile does not publish it (e.g. records = related)

@@ -56,8 +56,10 @@ def _organiser(session: Session, entry: DiaryEntry
     mode = effective_profile(session, user.id).invitations
     if mode == "never":
         return None
-    if mode == "after_first_sync" and (user.calendar_synced_at is None
-                                       or entry.created_at < user.calendar_synced_at):
+    if mode == "after_first_sync" and (
+            user.calendar_synced_at is None
+            # Entries keep whole seconds: one made in the second of the sync counts as after.
+            or entry.created_at < user.calendar_synced_at.replace(microsecond=0)):
         return None
     return settings, user
 

@@ -29,8 +29,8 @@ from sqlalchemy import select
 
 from gateway.db import Store
 from gateway.diary_types import create_type
-from gateway.entries import EntryDraft, create_entry
-from gateway.models import DiaryType, OutboundMail
+from gateway.entries import EntryDraft, EntryEdit, create_entry, update_entry
+from gateway.models import DiaryEntry, DiaryType, OutboundMail
 from gateway.outbound import OutboundSettings, attach
 from gateway.profiles import ProfileChanges, update_profile
 from gateway.users import UserChanges, get_user, update_user
@@ -127,6 +127,11 @@ def statuses(store: Store) -> list[str]:
         return list(session.scalars(select(OutboundMail.status).order_by(OutboundMail.id)))
 
 
+def _attempts(store: Store) -> int:
+    with store.reading() as session:
+        return sum(session.scalars(select(OutboundMail.attempts)))
+
+
 def settle(store: Store, count: int, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while statuses(store).count("sent") < count:
@@ -185,9 +190,9 @@ def test_mail_committed_with_no_sender_running_or_with_one_killed_goes_out_once(
     killed = start_sender(module_database_url, relay, tmp_path / "killed",
                           CRM_GATEWAY_OUTBOUND_FIRST_RETRY_SECONDS="1")
     deadline = time.monotonic() + 30
-    while relay.data_commands < 1:
+    while _attempts(store) < 1:  # deferred and recorded: killed with the mail still owed
         assert time.monotonic() < deadline
-        time.sleep(0.05)
+        time.sleep(0.02)
     killed.kill()
     assert relay.messages() == []
     sender = start_sender(module_database_url, relay, tmp_path / "again")
@@ -233,3 +238,43 @@ def test_two_senders_send_each_mail_once(
 
 def _at(hour: int) -> datetime:
     return datetime(2026, 12, 9, hour % 24, 0, tzinfo=UTC)
+
+
+def test_after_first_sync_mails_only_entries_made_after_the_reps_first_calendar_sign_in(
+    fresh: Gateway, relay: Smarthost, module_database_url: str, tmp_path: Path,
+) -> None:
+    store = fresh.store
+    rep = new_rep(store)
+    with store.transaction() as session:
+        update_profile(session, get_user(session, rep.username),
+                       ProfileChanges(invitations="after_first_sync"))
+    attach(store, OutboundSettings(FROM))
+    with store.transaction() as session:
+        backlog = create_entry(session, EntryDraft(
+            type_name="Meeting", title="Backlog", organizer=rep.username,
+            start=_at(9), end=_at(10), attendees=("carol@globex.example",))).id
+    # Entries keep whole seconds: connect in a later second than the backlog was made.
+    time.sleep(1.05 - time.time() % 1)
+    # The rep connects a calendar app: its first sign-in is the first sync.
+    answer = requests.request("PROPFIND", f"{fresh.url}{rep.username}/", timeout=10,
+                              auth=rep.auth, headers={"Depth": "1"})
+    assert answer.status_code == 207
+    with store.transaction() as session:
+        entry = session.get(DiaryEntry, backlog)
+        assert entry is not None
+        update_entry(session, entry, EntryEdit(start=_at(11), end=_at(12)))
+        create_entry(session, EntryDraft(
+            type_name="Meeting", title="After connecting", organizer=rep.username,
+            start=_at(13), end=_at(14), attendees=("dave@initech.example",)))
+    sender = start_sender(module_database_url, relay, tmp_path / "s")
+    try:
+        [mail] = relay.wait_for(1)
+        settle(store, 1)
+        time.sleep(1.5)
+    finally:
+        sender.stop()
+    assert len(relay.messages()) == 1
+    assert mail.rcpt_tos == ("dave@initech.example",)
+    calendar = mail.calendar()
+    assert calendar is not None
+    assert str(calendar.walk("VEVENT")[0]["SUMMARY"]) == "After connecting"
