@@ -252,3 +252,37 @@ def test_a_wrong_smarthost_password_is_retried_not_parked(
         assert record_attempt(crm, jobs[0], "t", outcome, utcnow(), POLICY) == "pending"
         assert outcome.code == 535
         assert host.messages() == []
+
+
+@pytest.mark.parametrize("url", ["http://relay.example", "smtp://", "smtps://relay:0",
+                                 "smtp://relay.example/path"])
+def test_a_smarthost_url_of_the_wrong_form_is_refused_naming_the_option(url: str) -> None:
+    from gateway.config import ConfigError, load
+
+    with pytest.raises(ConfigError, match="outbound.smtp_url"):
+        load(environ={"CRM_GATEWAY_OUTBOUND_SMTP_URL": url}, create_data_dir=False)
+
+
+def test_a_smarthost_without_a_from_address_is_one_line_and_exit_2(
+    cli: CliRun, crm: Store, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CRM_GATEWAY_OUTBOUND_SMTP_URL", "smtp://127.0.0.1:2526")
+    code, _, err = cli("outbound", "list")
+    assert code == 2
+    assert err.strip().count("\n") == 0 and "outbound.from_address" in err
+
+
+def test_the_smarthost_password_comes_from_a_file(tmp_path: Path) -> None:
+    from delivery.outbound import smarthost_from
+    from gateway.config import load
+
+    secret = tmp_path / "relay-password"
+    secret.write_text("from-the-file\n")
+    config = load(environ={
+        "CRM_GATEWAY_OUTBOUND_SMTP_URL": "smtp+starttls://gw%40acme:in-url@relay.example",
+        "CRM_GATEWAY_OUTBOUND_SMTP_PASSWORD_FILE": str(secret),
+        "CRM_GATEWAY_OUTBOUND_FROM_ADDRESS": FROM}, create_data_dir=False)
+    host = smarthost_from(config)
+    assert (host.user, host.password, host.port, host.security) == (
+        "gw@acme", "from-the-file", 587, "starttls")
+    assert "from-the-file" not in repr(host)
