@@ -89,7 +89,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name != "sqlite":
-        op.drop_constraint("ck_sync_profiles_invitations", "sync_profiles", type_="check")
+        op.drop_constraint(op.f("ck_sync_profiles_invitations"), "sync_profiles",
+                           type_="check")
     op.drop_column("sync_profiles", "invitations")
     op.drop_column("users", "calendar_synced_at")
     op.drop_column("users", "notify_client_adds")
