@@ -72,3 +72,19 @@ def test_health_says_what_healthz_says_plus_queue_and_poller(api_gateway: Gatewa
     assert body["status"] == "ok" and body["database"] == "ok"
     assert set(body["inbound_queue"]) == {"queued", "failed"}
     assert body["poller"]["accounts"] >= 0
+
+
+def test_invitations_and_the_notification_switch_over_the_api(
+        api_gateway: Gateway, api: Api) -> None:
+    rep = new_rep(api_gateway.store)
+    path = f"/users/{rep.username}/sync-profile"
+    assert api.get(path).json()["invitations"] == "never"
+    changed = api.patch(path, {"invitations": "after_first_sync"}).json()
+    assert changed["invitations"] == "after_first_sync"
+    assert "invitations" not in changed["inherited"]
+    problem(api.patch(path, {"invitations": "sometimes"}), 422, "validation")
+    assert api.get(path).json()["invitations"] == "after_first_sync"
+    user = f"/users/{rep.username}"
+    assert api.get(user).json()["notify_client_adds"] is True
+    assert api.patch(user, {"notify_client_adds": False}).json()["notify_client_adds"] is False
+    assert api.get(user).json()["notify_client_adds"] is False

@@ -259,7 +259,7 @@ def test_a_wrong_smarthost_password_is_retried_not_parked(
 def test_a_smarthost_url_of_the_wrong_form_is_refused_naming_the_option(url: str) -> None:
     from gateway.config import ConfigError, load
 
-    with pytest.raises(ConfigError, match="outbound.smtp_url"):
+    with pytest.raises(ConfigError, match=r"outbound\.smtp_url"):
         load(environ={"CRM_GATEWAY_OUTBOUND_SMTP_URL": url}, create_data_dir=False)
 
 
