@@ -148,9 +148,10 @@ def use_is_due(candidate: Candidate, now: datetime) -> bool:
             or now - candidate.last_used_at >= USE_RECORD_INTERVAL)
 
 
-def record_use(session: Session, candidate: Candidate, password: str, now: datetime) -> None:
+def record_use(session: Session, candidate: Candidate, password: str, now: datetime,
+               user_id: int | None = None) -> None:
     """Set ``last_used_at`` (unless another process just did) and, for a password issued
-    before lookups existed, its lookup."""
+    before lookups existed, its lookup; the user's first calendar sync when this is it."""
     values: dict[str, object] = {"last_used_at": now}
     if candidate.legacy:
         values["lookup"] = lookup_of(password)
@@ -162,6 +163,10 @@ def record_use(session: Session, candidate: Candidate, password: str, now: datet
                    AppPassword.lookup.is_(None)))
         .values(**values)
     )
+    if user_id is not None:
+        session.execute(update(User).where(User.id == user_id,
+                                           User.calendar_synced_at.is_(None))
+                        .values(calendar_synced_at=now))
 
 
 def verify(session: Session, login: str, password: str) -> User | None:

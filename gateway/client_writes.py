@@ -19,6 +19,7 @@ from gateway.entries import apply_event_data, resolve_participant
 from gateway.errors import Conflict, Invalid, NotFound, ReadOnly
 from gateway.ical import EventData, InvalidCalendarObject, UnsupportedComponent, parse_event
 from gateway.models import Calendar, DiaryEntry, EntryParticipant, PublishedItem, User
+from gateway.notifications import client_added
 from gateway.preconditions import NO_PRECONDITION, Precondition
 from gateway.profiles import effective_profile
 from gateway.publication import INVITATIONS, HrefTaken, etag_of, publish_entry
@@ -191,8 +192,13 @@ def _entry_for_uid(
 def put_event(
     session: Session, user: User, calendar: CalendarView, href: str, text: str,
     parsed: EventData | None = None, precondition: Precondition = NO_PRECONDITION,
+    *, notify: bool = False,
 ) -> Outcome:
     """Create or replace the event at ``href`` in one of the user's type calendars.
+
+    ``notify``: a new entry mails the rep "added to the CRM" (``gateway.notifications``); the
+    CalDAV PUT of a calendar app asks for it, a linked-calendar fetch does not (linking an
+    account would mail its whole backlog).
 
     ``parsed`` is ``parse_client_object(text)`` when the caller already has it. The
     precondition is checked against what is stored now, in this transaction; the entry's
@@ -245,6 +251,8 @@ def put_event(
     session.refresh(entry, ["type"])
     publish_entry(session, entry)
     entry_changed(session, reported, entry, "calendar")
+    if notify and reported == "created":
+        client_added(session, user, entry)
     shown = _published(session, _calendar_id(session, user, calendar.slug), href)
     if shown is None:  # the profile does not publish it (e.g. records = related)
         shown = ItemView(href, data.uid, text, etag_of(text), data.span_start, data.span_end,

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ENV_PREFIX = "CRM_GATEWAY_"
 CONFIG_ENV = "CRM_GATEWAY_CONFIG"
@@ -135,6 +136,29 @@ def _parse_function_ref(value: Any) -> str:
     if text and not re.fullmatch(r"[\w.]+:\w+", text):
         raise ValueError("module:function, or empty")
     return text
+
+
+SMTP_SCHEMES = {"smtp": "plain", "smtps": "tls", "smtp+starttls": "starttls"}
+
+
+def _parse_smtp_url(value: Any) -> str:
+    text = _parse_str(value).strip()
+    if not text:
+        return ""
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise ValueError("smtp://, smtps:// or smtp+starttls://[user:password@]host[:port]") \
+            from None
+    if parts.scheme not in SMTP_SCHEMES or not parts.hostname or (
+            parts.path not in ("", "/")) or parts.query or port == 0:
+        raise ValueError("smtp://, smtps:// or smtp+starttls://[user:password@]host[:port]")
+    return text
+
+
+def _parse_optional_email(value: Any) -> str:
+    return _parse_email(value) if _parse_str(value).strip() else ""
 
 
 @dataclass(frozen=True)
@@ -304,6 +328,39 @@ SCHEMA: tuple[Option, ...] = (
            "How often a deliverer looks for due webhook deliveries", "a positive integer"),
     Option("webhooks", "workers", _parse_positive_int, 4,
            "Webhook deliveries one process sends at once", "a positive integer"),
+    Option("outbound", "enabled", _parse_bool, True,
+           "Send mail (notifications to reps, invitations to attendees) through the smarthost "
+           "of outbound.smtp_url; false, or no smtp_url: nothing is queued", "a boolean"),
+    Option("outbound", "smtp_url", _parse_smtp_url, "",
+           "The smarthost: smtp://, smtps:// (TLS) or smtp+starttls://, with user:password@ "
+           "when it wants AUTH; empty: the gateway sends no mail",
+           "smtp://, smtps:// or smtp+starttls://[user:password@]host[:port]"),
+    Option("outbound", "smtp_password", _parse_str, "",
+           "The smarthost password, instead of the one in smtp_url (e.g. from the "
+           "environment: CRM_GATEWAY_OUTBOUND_SMTP_PASSWORD)", "a string"),
+    Option("outbound", "smtp_password_file", _parse_optional_path, "",
+           "A file holding the smarthost password (its first line)", "a path"),
+    Option("outbound", "ca_file", _parse_optional_path, "",
+           "PEM file of the CA(s) the smarthost's TLS certificate is checked against; empty: "
+           "the system's", "a path"),
+    Option("outbound", "from_address", _parse_optional_email, "",
+           "The gateway's own address: envelope sender of every mail, and From of mail not "
+           "sent as the organiser; needed when smtp_url is set", "an email address"),
+    Option("outbound", "send_as_organizer", _parse_bool, False,
+           "Invitations go From the organiser (the smarthost must allow it); false: From the "
+           "gateway's address with the organiser's name, Reply-To the organiser", "a boolean"),
+    Option("outbound", "timeout_seconds", _parse_positive_int, 30,
+           "Longest wait for the smarthost on one connection", "a positive integer"),
+    Option("outbound", "first_retry_seconds", _parse_positive_int, 60,
+           "Wait before retrying a mail the smarthost deferred (4xx) or could not be reached "
+           "for; doubles each time (with jitter), at most an hour", "a positive integer"),
+    Option("outbound", "retry_for_seconds", _parse_positive_int, 172800,
+           "A deferred mail is retried for this long after it was queued, then failed "
+           "('crm-gateway outbound retry' sends it again)", "a positive integer"),
+    Option("outbound", "poll_seconds", _parse_positive_int, 2,
+           "How often a sender looks for due mail", "a positive integer"),
+    Option("outbound", "workers", _parse_positive_int, 2,
+           "Mails one process sends at once", "a positive integer"),
     Option("security", "secret_key", _parse_str, "",
            "Key that encrypts mailbox secrets at rest; every process on one database must use "
            "the same one. Empty: generated into the data folder (secret_key file) when first "

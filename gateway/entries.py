@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, defer, joinedload, selectinload
 
+from gateway import invitations
 from gateway.clock import utcnow
 from gateway.contacts import find_contact
 from gateway.diary_types import get_type
@@ -180,6 +181,7 @@ def create_entry(session: Session, draft: EntryDraft, *, origin: str = "crm") ->
     session.flush()
     publish_entry(session, entry)
     entry_changed(session, "created", entry, origin)
+    invitations.entry_created(session, entry)
     return entry
 
 
@@ -207,6 +209,7 @@ def check_crm_writable(entry: DiaryEntry) -> None:
 def update_entry(session: Session, entry: DiaryEntry, edit: EntryEdit, *,
                  origin: str = "crm") -> DiaryEntry:
     check_crm_writable(entry)
+    before = invitations.snapshot(entry)
     if edit.type_name is not None:
         entry.type = get_type(session, edit.type_name)
         entry.type_id = entry.type.id
@@ -236,6 +239,7 @@ def update_entry(session: Session, entry: DiaryEntry, edit: EntryEdit, *,
     session.flush()
     publish_entry(session, entry)
     entry_changed(session, "updated", entry, origin)
+    invitations.entry_updated(session, entry, before)
     return entry
 
 
@@ -246,6 +250,7 @@ def delete_entry(session: Session, entry: DiaryEntry, *, origin: str = "crm") ->
     session.flush()
     publish_entry(session, entry)
     entry_changed(session, "deleted", entry, origin)
+    invitations.entry_deleted(session, entry)
 
 
 def list_entries(session: Session, username: str | None = None) -> list[DiaryEntry]:

@@ -2,7 +2,7 @@
 
 A role is a function ``start(config, store) -> stop`` called once the reactor runs; ``stop``
 returns ``None`` or an awaitable/Deferred that finishes the role's shutdown. Roles run in one
-process by default and each can run alone (``serve --only http|smtp|imap|webhooks``), so an
+process by default and each can run alone (``serve --only ROLE``, one of ``ROLES``), so an
 installation that outgrows one machine runs several copies of each on one PostgreSQL.
 """
 
@@ -35,6 +35,7 @@ ROLES: dict[str, str] = {
     "http": "gateway.web.site:start",
     "imap": "bcc_ingest.imap.service:start",
     "linked": "linked.service:start",
+    "outbound": "delivery.outbound:start",
     "smtp": "bcc_ingest.smtp.listener:start",
     "webhooks": "delivery.webhooks:start",
 }

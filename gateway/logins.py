@@ -128,7 +128,8 @@ class Authenticator:
         if app_passwords.use_is_due(candidate, now):
             try:
                 with self.store.transaction() as session:
-                    app_passwords.record_use(session, candidate, password, now)
+                    app_passwords.record_use(session, candidate, password, now,
+                                               state.user_id)
             except IntegrityError:
                 # An older password whose lookup another live password of the user already
                 # has: it keeps working without one.

@@ -26,6 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -91,6 +92,11 @@ class User(Base):
     diary_sync: Mapped[bool] = mapped_column(Boolean, default=False)
     # Secret sub-address token for BCC logging (log+<token>@domain).
     bcc_token: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Mail the rep when an event made in their calendar app lands in the CRM.
+    notify_client_adds: Mapped[bool] = mapped_column(Boolean, default=True,
+                                                     server_default=true())
+    # The first time a calendar app signed in with one of the user's app passwords.
+    calendar_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -135,6 +141,8 @@ class SyncProfile(Base):
         CheckConstraint(
             "direction IN ('two_way', 'crm_to_calendar', 'calendar_to_crm')", name="direction"
         ),
+        CheckConstraint("invitations IN ('never', 'always', 'after_first_sync')",
+                        name="invitations"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -149,6 +157,7 @@ class SyncProfile(Base):
     # Whether the user's mail is logged ("calendar only" turns it off); apart from email_sync,
     # which diary-sync eligibility needs.
     log_email: Mapped[bool | None] = mapped_column(Boolean)
+    invitations: Mapped[str | None] = mapped_column(String(20))
     # Global row only: the settings reps may change for themselves on "My sync".
     rep_choices: Mapped[list[str] | None] = mapped_column(JSON)
 
@@ -614,6 +623,59 @@ class WebhookAttempt(Base):
     attempted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# --- outbound mail ---------------------------------------------------------------------------
+
+
+class OutboundMail(Base):
+    """One message owed to one recipient, written in the transaction of the change that
+    causes it, as the exact bytes to send: every attempt sends the same Message-ID. A lease
+    (``lease_owner`` until ``lease_until``) marks it being sent by one process."""
+
+    __tablename__ = "outbound_mails"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'sent', 'failed')", name="status"),
+        CheckConstraint("kind IN ('notification', 'request', 'cancel')", name="kind"),
+        Index("ix_outbound_mails_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    entry_id: Mapped[int | None] = mapped_column(
+        ForeignKey("diary_entries.id", ondelete="SET NULL"), index=True)
+    sender: Mapped[str] = mapped_column(String(320))  # the envelope's MAIL FROM
+    recipient: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_code: Mapped[int | None] = mapped_column(Integer)
+    last_reply: Mapped[str | None] = mapped_column(Text)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by 'outbound retry': the retry window starts again from here.
+    retried_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OutboundAttempt(Base):
+    """One try at sending a mail: the smarthost's reply code and text, or why there was none."""
+
+    __tablename__ = "outbound_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mail_id: Mapped[int] = mapped_column(
+        ForeignKey("outbound_mails.id", ondelete="CASCADE"), index=True)
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    code: Mapped[int | None] = mapped_column(Integer)
+    reply: Mapped[str | None] = mapped_column(Text)
     duration_ms: Mapped[int] = mapped_column(Integer, default=0)
 
 

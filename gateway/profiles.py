@@ -13,6 +13,9 @@ from gateway.models import SyncProfile, User
 
 RECORDS = ("all", "related")
 DIRECTIONS = ("two_way", "crm_to_calendar", "calendar_to_crm")
+# iMIP mail to attendees on CRM-side changes: never, always, or only for entries made after
+# the rep's first calendar sync (connecting a client sends no invitations for the backlog).
+INVITATIONS = ("never", "always", "after_first_sync")
 # Settings an admin may let reps change for themselves (pause and what is synced are theirs
 # anyway, on "My sync").
 REP_CHOOSABLE = ("records", "direction", "sync_invitees")
@@ -27,6 +30,7 @@ class Profile:
     sync_invitees: bool = True
     paused: bool = False
     log_email: bool = True  # False: "calendar only", the user's mail is not logged
+    invitations: str = "never"
 
     @property
     def calendar_writable(self) -> bool:
@@ -41,12 +45,15 @@ class ProfileChanges:
     sync_invitees: bool | None = None
     paused: bool | None = None
     log_email: bool | None = None
+    invitations: str | None = None
 
     def check(self) -> None:
         if self.records is not None and self.records not in RECORDS:
             raise Invalid(f"records must be one of {', '.join(RECORDS)}")
         if self.direction is not None and self.direction not in DIRECTIONS:
             raise Invalid(f"direction must be one of {', '.join(DIRECTIONS)}")
+        if self.invitations is not None and self.invitations not in INVITATIONS:
+            raise Invalid(f"invitations must be one of {', '.join(INVITATIONS)}")
 
 
 _FIELDS = tuple(field.name for field in fields(Profile))

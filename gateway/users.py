@@ -73,6 +73,7 @@ class UserChanges:
     name: str | None = None
     email_sync: bool | None = None
     diary_sync: bool | None = None
+    notify_client_adds: bool | None = None  # mail when a calendar app adds to the CRM
 
 
 def check_diary_sync_eligible(session: Session, user: User, email: str, email_sync: bool) -> None:
@@ -108,6 +109,8 @@ def update_user(session: Session, user: User, changes: UserChanges) -> bool:
     user.diary_sync = diary_sync
     if changes.name is not None:
         user.name = changes.name
+    if changes.notify_client_adds is not None:
+        user.notify_client_adds = changes.notify_client_adds
     session.flush()
     return republish
 

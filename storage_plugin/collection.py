@@ -294,7 +294,7 @@ class CalendarCollection(storage.BaseCollection):
                 shown = calendars.items_by_href(session, self.view, [href]).get(href)
                 old = make_item(self, shown) if shown else None
                 return client_writes.put_event(session, user, self.view, href, text, parsed,
-                                               precondition), old
+                                               precondition, notify=True), old
 
         try:
             outcome, old = preconditions.retrying(write)

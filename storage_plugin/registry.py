@@ -11,6 +11,7 @@ from typing import Any
 
 from gateway import config as gateway_config
 from gateway.db import Store, shared_store
+from gateway.outbound import attach_config
 
 
 def _option(configuration: Any, name: str) -> str:
@@ -21,8 +22,13 @@ def _option(configuration: Any, name: str) -> str:
 
 
 def store_for(configuration: Any) -> Store:
+    """The store; with the gateway configuration loaded here (no ``database_url``), its
+    outbound mail settings too. Under ``serve`` the store is the process's own, which
+    carries them already."""
     url = _option(configuration, "database_url")
-    if not url:
-        loaded = gateway_config.load(_option(configuration, "gateway_config") or None)
-        url = loaded.get("database", "url")
-    return shared_store(url)
+    if url:
+        return shared_store(url)
+    loaded = gateway_config.load(_option(configuration, "gateway_config") or None)
+    store = shared_store(loaded.get("database", "url"))
+    attach_config(store, loaded)
+    return store

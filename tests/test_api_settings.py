@@ -16,7 +16,8 @@ def test_a_users_profile_inherits_the_global_default_until_it_overrides(
     path = f"/users/{rep.username}/sync-profile"
     mine = api.get(path).json()
     assert mine["user"] == rep.username
-    assert mine["inherited"] == ["records", "direction", "sync_invitees", "paused"]
+    assert mine["inherited"] == ["records", "direction", "sync_invitees", "paused",
+                                 "invitations"]
     changed = api.patch(path, {"paused": True}).json()
     assert changed["paused"] is True and "paused" not in changed["inherited"]
     # Paused: the rep's calendar refuses writes but still reads.
@@ -99,3 +100,19 @@ def test_health_says_what_healthz_says_plus_queue_and_poller(api_gateway: Gatewa
     body = reader.get("/health").json()
     assert body["inbound_queue"]["failed"] == failed + 1
     assert f"inbound mail: {failed + 1} failed (retry it in the console)" in body["warnings"]
+
+
+def test_invitations_and_the_notification_switch_over_the_api(
+        api_gateway: Gateway, api: Api) -> None:
+    rep = new_rep(api_gateway.store)
+    path = f"/users/{rep.username}/sync-profile"
+    assert api.get(path).json()["invitations"] == "never"
+    changed = api.patch(path, {"invitations": "after_first_sync"}).json()
+    assert changed["invitations"] == "after_first_sync"
+    assert "invitations" not in changed["inherited"]
+    problem(api.patch(path, {"invitations": "sometimes"}), 422, "validation")
+    assert api.get(path).json()["invitations"] == "after_first_sync"
+    user = f"/users/{rep.username}"
+    assert api.get(user).json()["notify_client_adds"] is True
+    assert api.patch(user, {"notify_client_adds": False}).json()["notify_client_adds"] is False
+    assert api.get(user).json()["notify_client_adds"] is False

@@ -7,6 +7,7 @@ SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from api_peers import Api, problem
@@ -43,8 +44,15 @@ def test_an_endpoint_added_through_the_api_gets_entry_created_with_origin_api(
         # The API's ETag names the entry's revision; the payload's etag is the calendar's.
         assert made.headers["ETag"] == f'"{data["id"]}-{data["revision"]}"'
 
-        page = api.get("/webhooks/deliveries", params={"endpoint_id": endpoint["id"]}).json()
-        [delivery] = page["items"]
+        # The receiver has the request before the deliverer records the answer: wait for it.
+        deadline = time.monotonic() + 30
+        while True:
+            page = api.get("/webhooks/deliveries",
+                           params={"endpoint_id": endpoint["id"]}).json()
+            [delivery] = page["items"]
+            if delivery["status"] != "pending" or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         assert (delivery["status"], delivery["event_id"]) == ("delivered", request.webhook_id)
         detail = api.get(f"/webhooks/deliveries/{delivery['id']}").json()
         assert detail["payload"]["data"]["id"] == data["id"]

@@ -66,27 +66,27 @@ def test_link_sync_test_dedupe_reset_and_unlink_through_the_api(
                                  rep.username, "start": "2026-12-14T09:00:00Z",
                                  "end": "2026-12-14T10:00:00Z"})
     assert made.status_code == 201, made.text
-    linked = api.post(links, account(radicale_account, sources=["Personal"]))
+    linked = api.post(links, account(radicale_account, target=rep.username, sources=["Personal"]))
     assert linked.status_code == 201, linked.text
     link = linked.json()
     assert linked.headers["Location"].endswith(f"{links}/{link['id']}")
     assert {(c["role"], c["name"]) for c in link["calendars"]} == {
-        ("target", "CRM"), ("source", "Personal")}
+        ("target", rep.username), ("source", "Personal")}
     assert "password" not in linked.text and radicale_account.password not in linked.text
 
     passes = api.post(f"{links}/sync")
     assert passes.status_code == 200, passes.text
     [one] = passes.json()["items"]
     assert one["error"] is None and one["pushed"] == 1
-    assert titles(radicale_account, "crm") == ["Kick-off"]
+    assert titles(radicale_account, rep.username) == ["Kick-off"]
     shown = api.get(f"{links}/{link['id']}").json()
     assert shown["last_success_at"] is not None
     assert {c["role"]: c["pushed"] for c in shown["calendars"]} == {"target": 1, "source": 0}
 
     tested = api.post(f"{links}/{link['id']}/test").json()
     assert tested["ok"]
-    assert {c["name"]: c["role"] for c in tested["calendars"]} == {
-        "CRM": "target", "Personal": "source"}
+    roles = {c["name"]: c["role"] for c in tested["calendars"]}
+    assert (roles[rep.username], roles["Personal"]) == ("target", "source")
     assert api.post(f"{links}/{link['id']}/dedupe", {"dry_run": True}).json()[
         "duplicates"] == []
 
@@ -98,12 +98,12 @@ def test_link_sync_test_dedupe_reset_and_unlink_through_the_api(
     reset = api.post(f"{links}/{link['id']}/reset")
     assert reset.json() == {"link": link["id"], "forgotten": 1}
     api.post(f"{links}/sync")
-    assert titles(radicale_account, "crm") == ["Kick-off"]  # reconciled by UID, not doubled
+    assert titles(radicale_account, rep.username) == ["Kick-off"]  # reconciled by UID, not doubled
 
     gone = api.delete(f"{links}/{link['id']}", params={"remove_pushed": "true"})
     assert gone.status_code == 200, gone.text
     assert len(gone.json()["removed"]) == 1 and gone.json()["kept"] == []
-    assert titles(radicale_account, "crm") == []
+    assert titles(radicale_account, rep.username) == []
     assert api.get(links).json() == {"items": []}
 
 

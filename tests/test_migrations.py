@@ -81,3 +81,24 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(store: Store) -> None:
     with store.reading() as session:
         assert session.scalar(text("PRAGMA journal_mode")) == "wal"
         assert session.scalar(text("PRAGMA foreign_keys")) == 1
+
+
+@pytest.mark.parametrize("empty_database_url", BACKENDS, indirect=True)
+def test_the_outbound_mail_migration_goes_down_and_up_again(empty_database_url: str) -> None:
+    from alembic import command
+
+    store = Store(empty_database_url)
+    try:
+        store.upgrade()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*expression-based index")
+            command.downgrade(store._alembic(), "0008")
+            assert store.current_revision() == "0008"
+            assert "outbound_mails" not in inspect(store.engine).get_table_names()
+            store.upgrade()
+        assert store.current_revision() == store.head_revision()
+        with pytest.raises(DatabaseError), store.transaction() as session:
+            session.execute(text("INSERT INTO sync_profiles (is_global, invitations) "
+                                 "VALUES (true, 'sometimes')"))
+    finally:
+        store.dispose()

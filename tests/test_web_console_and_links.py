@@ -65,10 +65,12 @@ def steps(driver: Any, prefix: str) -> dict[str, str]:
             for item in driver.find_elements(By.CSS_SELECTOR, f"#{prefix}-steps li")}
 
 
-def fill_link_form(driver: Any, server: CalServer, password: str) -> None:
+def fill_link_form(driver: Any, server: CalServer, password: str, target: str) -> None:
+    """The link form, for a target calendar of the test's own (the server is the module's)."""
     Select(driver.find_element(By.ID, "link-provider")).select_by_value("custom")
     for field, value in (("link-url", server.url), ("link-login", server.login),
-                         ("link-password", password), ("link-sources", "Personal")):
+                         ("link-password", password), ("link-target", target),
+                         ("link-sources", "Personal")):
         element = driver.find_element(By.ID, field)
         element.clear()
         element.send_keys(value)
@@ -79,7 +81,7 @@ def test_a_rep_links_their_own_calendar_account_from_my_sync(
         browser: Any, site: Gateway, radicale_account: CalServer, tmp_path: Path) -> None:
     username = unique("lia")
     sign_up(browser, site, username, "lias web password")
-    fill_link_form(browser, radicale_account, "not the password")
+    fill_link_form(browser, radicale_account, "not the password", username)
     assert steps(browser, "link-check")["auth"] == "failed"
     failed = browser.find_element(By.CSS_SELECTOR, '#link-check-steps li[data-step="auth"]')
     assert "refused the login" in failed.text
@@ -89,10 +91,10 @@ def test_a_rep_links_their_own_calendar_account_from_my_sync(
     assert browser.find_element(By.ID, "link-password").get_attribute("value") == ""
     assert browser.find_elements(By.CSS_SELECTOR, "#linked .link") == []
 
-    fill_link_form(browser, radicale_account, radicale_account.password)
+    fill_link_form(browser, radicale_account, radicale_account.password, username)
     assert set(steps(browser, "link-check").values()) <= {"ok", "skipped"}
     done = browser.find_element(By.ID, "linked-done").text
-    assert "your diary goes to CRM (made on the account just now)" in done
+    assert f"your diary goes to {username} (made on the account just now)" in done
     assert "fetched from Personal" in done
     screenshot(browser, tmp_path, "my-sync-linked")
 
@@ -102,9 +104,9 @@ def test_a_rep_links_their_own_calendar_account_from_my_sync(
                                          end=start + timedelta(hours=1), organizer=username))
     submit(browser, By.CSS_SELECTOR, '#linked .link button[value="sync"]')
     assert "1 put on the account" in browser.find_element(By.ID, "link-passes").text
-    assert len(remote_objects(radicale_account, "crm")) == 1
+    assert len(remote_objects(radicale_account, username)) == 1
     calendars = browser.find_element(By.CSS_SELECTOR, "#linked .link-calendars").text
-    assert "Your diary goes to CRM: 1 put there" in calendars
+    assert f"Your diary goes to {username}: 1 put there" in calendars
 
     submit(browser, By.CSS_SELECTOR, '#linked .link button[value="test"]')
     assert set(steps(browser, "link-check").values()) <= {"ok", "skipped"}
@@ -112,7 +114,7 @@ def test_a_rep_links_their_own_calendar_account_from_my_sync(
     browser.find_element(By.CSS_SELECTOR, '#linked .link input[name="remove_pushed"]').click()
     submit(browser, By.CSS_SELECTOR, '#linked .link button[value="unlink"]')
     assert "Removed 1 events" in browser.find_element(By.ID, "linked-done").text
-    assert remote_objects(radicale_account, "crm") == []
+    assert remote_objects(radicale_account, username) == []
     assert browser.find_elements(By.CSS_SELECTOR, "#linked .link") == []
 
 
@@ -120,7 +122,7 @@ def test_a_rep_cannot_act_on_another_reps_link(browser: Any, site: Gateway,
                                                radicale_account: CalServer) -> None:
     owner, other = unique("lou"), unique("lyn")
     sign_up(browser, site, owner, "lous web password")
-    fill_link_form(browser, radicale_account, radicale_account.password)
+    fill_link_form(browser, radicale_account, radicale_account.password, owner)
     link = browser.find_element(By.CSS_SELECTOR, "#linked .link").get_attribute("data-link")
     sign_up(browser, site, other, "lyns web password")
     with cookie_session(browser) as page:

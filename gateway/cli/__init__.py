@@ -25,6 +25,7 @@ from gateway.cli import (
     diary,
     inbound,
     mail,
+    outbound,
     serve,
     sync,
     users,
@@ -36,7 +37,7 @@ from gateway.db import StoreError
 from gateway.errors import DomainError
 
 GROUPS = (serve, db, demo, users, diary, accounts, sync, activities, inbound, mail, webhooks,
-          api_tokens, calendars)
+          api_tokens, calendars, outbound)
 
 
 class Parser(argparse.ArgumentParser):

@@ -22,6 +22,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from gateway.config import CONFIG_ENV, DEFAULT_CONFIG_NAME, Config
 from gateway.connectivity import StepResult
 from gateway.db import Store, StoreError, shared_store
+from gateway.outbound import attach_config
 
 Handler = Callable[["Context", argparse.Namespace], int | None]
 
@@ -55,6 +56,7 @@ class Context:
             except DBAPIError as exc:
                 raise StoreError(f"cannot use {store.engine.url!r}: {one_line(exc.orig)}") \
                     from None
+            attach_config(store, self.config)
             self._store = store
         return self._store
 

@@ -45,6 +45,9 @@ def register(commands: Any) -> None:
     change.add_argument("--name")
     change.add_argument("--admin", action=argparse.BooleanOptionalAction, default=None,
                         help="may use the admin console (--no-admin: may not)")
+    change.add_argument("--notify", action=argparse.BooleanOptionalAction, default=None,
+                        help="mail the user when an event made in their calendar app lands "
+                             "in the CRM (--no-notify: do not)")
     change.set_defaults(handler=do_set)
 
     password = sub.add_parser("app-password", help="issue an app password (printed once)")
@@ -77,6 +80,7 @@ def describe(user: User) -> dict[str, Any]:
     return {
         "username": user.username, "email": user.email, "name": user.name,
         "admin": user.is_admin, "email_sync": user.email_sync, "diary_sync": user.diary_sync,
+        "notify_client_adds": user.notify_client_adds,
         "app_passwords": [
             {"id": p.id, "label": p.label, "created": p.created_at, "revoked": p.revoked_at,
              "last_used": p.last_used_at}
@@ -129,7 +133,8 @@ def _password_line(password: dict[str, Any]) -> str:
 
 def do_set(context: Context, args: argparse.Namespace) -> int:
     changes = UserChanges(
-        email=args.email, name=args.name, email_sync=args.email_sync, diary_sync=args.diary_sync
+        email=args.email, name=args.name, email_sync=args.email_sync,
+        diary_sync=args.diary_sync, notify_client_adds=args.notify,
     )
     with context.store.transaction() as session:
         user = get_user(session, args.username)

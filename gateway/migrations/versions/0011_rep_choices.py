@@ -1,7 +1,7 @@
 """Which sync-profile settings reps may change themselves (on the global profile)
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0009
 """
 
 from __future__ import annotations
@@ -10,16 +10,16 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
 
+# Not a batch: rebuilding sync_profiles on SQLite would turn 0009's column CHECK into a
+# table one, which SQLite's DROP COLUMN of that column then refuses.
 def upgrade() -> None:
-    with op.batch_alter_table("sync_profiles") as batch:
-        batch.add_column(sa.Column("rep_choices", sa.JSON(), nullable=True))
+    op.add_column("sync_profiles", sa.Column("rep_choices", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("sync_profiles") as batch:
-        batch.drop_column("rep_choices")
+    op.drop_column("sync_profiles", "rep_choices")

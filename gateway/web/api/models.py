@@ -63,6 +63,9 @@ class UserOut(BaseModel):
     admin: bool
     email_sync: bool
     diary_sync: bool
+    notify_client_adds: bool = Field(
+        description="the user gets a mail when an event made in their calendar app lands in "
+                    "the CRM")
     created_at: datetime
 
 
@@ -78,6 +81,7 @@ class UserPatch(Request):
     name: Name | None = None
     email_sync: bool | None = None
     diary_sync: bool | None = None
+    notify_client_adds: bool | None = None
 
 
 class AppPasswordOut(BaseModel):
@@ -293,6 +297,9 @@ class ProfileOut(BaseModel):
     direction: Literal["two_way", "crm_to_calendar", "calendar_to_crm"]
     sync_invitees: bool
     paused: bool
+    invitations: Literal["never", "always", "after_first_sync"] = Field(
+        description="iMIP mail to attendees on CRM-side changes; after_first_sync: not for "
+                    "entries made before the user's first calendar sync")
     user: str | None = Field(description="null: the global default")
     inherited: list[str] = Field(description="fields taken from the global default")
     rep_choices: list[RepChoosable] | None = Field(
@@ -308,6 +315,7 @@ class ProfilePatch(Request):
     direction: Literal["two_way", "crm_to_calendar", "calendar_to_crm"] | None = None
     sync_invitees: bool | None = None
     paused: bool | None = None
+    invitations: Literal["never", "always", "after_first_sync"] | None = None
     rep_choices: list[RepChoosable] | None = Field(
         None, max_length=3, description="global default only: the settings reps may change "
         "themselves")

@@ -231,6 +231,16 @@ def what_to_sync(page: Page) -> Response:
     return page.redirect(HOME)
 
 
+def notifications(page: Page) -> Response:
+    """The rep's "added to the CRM" mail: on (the box ticked) or off."""
+    user_id = signed_in(page)
+    wanted = page.request.form.get("notify", "") == "on"
+    with page.app.store.transaction() as session:
+        update_user(session, web_logins.get_person(session, user_id),
+                    UserChanges(notify_client_adds=wanted))
+    return page.redirect(HOME)
+
+
 def own_profile(page: Page) -> Response:
     """The settings of the sync profile the admin lets reps change for themselves."""
     user_id = signed_in(page)
@@ -254,6 +264,7 @@ def own_profile(page: Page) -> Response:
 
 ROUTES = (
     ("/account/what", "what_to_sync", ["POST"], what_to_sync),
+    ("/account/notifications", "notifications", ["POST"], notifications),
     ("/account/profile", "own_profile", ["POST"], own_profile),
     ("/account/", "home", ["GET"], home),
     ("/account/sign-in", "sign_in", ["POST"], sign_in),

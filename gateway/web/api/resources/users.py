@@ -36,7 +36,8 @@ class AppPasswordList(BaseModel):
 def user_out(user: User) -> UserOut:
     return UserOut(id=user.id, username=user.username, email=user.email, name=user.name,
                    admin=user.is_admin, email_sync=user.email_sync,
-                   diary_sync=user.diary_sync, created_at=user.created_at)
+                   diary_sync=user.diary_sync, notify_client_adds=user.notify_client_adds,
+                   created_at=user.created_at)
 
 
 def password_out(row: AppPassword) -> AppPasswordOut:
@@ -72,7 +73,8 @@ def update_user_(call: Call) -> UserOut:
     body: UserPatch = call.body
     user = get_user(call.session, call.params["username"])
     changes = UserChanges(email=body.email, name=body.name, email_sync=body.email_sync,
-                          diary_sync=body.diary_sync)
+                          diary_sync=body.diary_sync,
+                          notify_client_adds=body.notify_client_adds)
     try:
         republish = update_user(call.session, user, changes)
     except (Invalid, Conflict) as exc:  # the diary-sync eligibility rules
