@@ -23,6 +23,7 @@ from gateway.cli import (
     db,
     demo,
     diary,
+    feeds,
     inbound,
     mail,
     serve,
@@ -36,7 +37,7 @@ from gateway.db import StoreError
 from gateway.errors import DomainError
 
 GROUPS = (serve, db, demo, users, diary, accounts, sync, activities, inbound, mail, webhooks,
-          api_tokens, calendars)
+          api_tokens, calendars, feeds)
 
 
 class Parser(argparse.ArgumentParser):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("users", "catalogue", "entries", "activities", "settings", "mail", "webhooks")
+MODULES = ("users", "catalogue", "entries", "activities", "settings", "mail", "webhooks",
+           "feeds")
 
 
 def load() -> None:
