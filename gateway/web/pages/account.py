@@ -14,6 +14,7 @@ from gateway.activity_queries import contacts_by_activity
 from gateway.bcc_addresses import bcc_address
 from gateway.calendars import user_calendars
 from gateway.errors import DomainError, NotFound
+from gateway.feeds import user_feed
 from gateway.inbound_queue import recent_decisions
 from gateway.mail_accounts import PROVIDERS, TLS_MODES, find_account
 from gateway.models import AppPassword, User
@@ -124,6 +125,7 @@ def sync_view(page: Page, session: Session, user: User, **extra: Any) -> dict[st
         "polled": None, "providers": [(name, f"{name.title()} ({p.host})")
                                       for name, p in PROVIDERS.items()],
         "tls_modes": TLS_MODES,
+        "feed": user_feed(session, user.id), "feed_url": None,
     }
     decisions = recent_decisions(session, user.id, DECISIONS_SHOWN)
     values["decisions"] = decisions
