@@ -7,10 +7,12 @@ import itertools
 import os
 import re
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 from caldav_peer import Gateway
 from icalendar import Calendar
@@ -40,8 +42,19 @@ def person(gateway: Gateway, prefix: str) -> tuple[str, str]:
     return username, password
 
 
+_clients: list[requests.Session] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _clients:
+        _clients.pop().close()
+
+
 def signed_in(gateway: Gateway, username: str, password: str) -> requests.Session:
     client = requests.Session()
+    _clients.append(client)
     page = client.get(gateway.url + "account/", timeout=10).text
     csrf = re.search(r'name="csrf" value="([^"]+)"', page)
     assert csrf is not None
