@@ -152,26 +152,30 @@ def test_vdirsyncer_reads_the_feed_with_its_http_storage(api_gateway: Gateway, a
     assert [str(z["TZID"]) for z in files[0].walk("VTIMEZONE")] == ["Europe/Berlin"]
 
 
-def test_the_cli_makes_and_revokes_a_feed(api_gateway: Gateway, rep: Rep,
-                                          tmp_path: Path) -> None:
-    script = Path(sys.executable).parent / "crm-gateway"
-    env = {"PATH": "/usr/bin:/bin", "CRM_GATEWAY_DATABASE_URL": api_gateway.store.url,
-           "CRM_GATEWAY_PATHS_DATA_DIR": str(tmp_path),
-           "CRM_GATEWAY_HTTP_PUBLIC_URL": api_gateway.url}
+def test_the_cli_makes_and_revokes_a_feed(api_gateway: Gateway, rep: Rep, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway.cli import main
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(script), *args], env=env, capture_output=True, text=True,
-                              timeout=60, check=False)
+    monkeypatch.setenv("CRM_GATEWAY_DATABASE_URL", api_gateway.store.url)
+    monkeypatch.setenv("CRM_GATEWAY_PATHS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CRM_GATEWAY_HTTP_PUBLIC_URL", api_gateway.url)
+    monkeypatch.delenv("CRM_GATEWAY_CONFIG", raising=False)
 
-    made = run("feeds", "create", rep.username)
-    assert made.returncode == 0, made.stderr
-    url = made.stdout.split(": ", 1)[1].splitlines()[0]
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, out, _ = run("feeds", "create", rep.username)
+    assert code == 0
+    url = out.split(": ", 1)[1].splitlines()[0]
     assert url.startswith(f"{api_gateway.url}feeds/")
     assert requests.get(url, timeout=10).status_code == 200
-    assert run("feeds", "revoke", rep.username).returncode == 0
+    assert run("--json", "feeds", "revoke", rep.username)[:2] == (
+        0, f'{{\n  "revoked": true,\n  "username": "{rep.username}"\n}}\n')
     assert requests.get(url, timeout=10).status_code == 404
-    again = run("feeds", "revoke", rep.username)
-    assert again.returncode == 2 and again.stderr.count("\n") == 1
-    assert "has no calendar feed" in again.stderr
-    unknown = run("feeds", "create", "nobody-here")
-    assert unknown.returncode == 2 and "nobody-here" in unknown.stderr
+    code, _, err = run("feeds", "revoke", rep.username)
+    assert code == 2 and err == f"crm-gateway: user {rep.username} has no calendar feed\n"
+    code, _, err = run("feeds", "create", "nobody-here")
+    assert code == 2 and "nobody-here" in err and err.count("\n") == 1
