@@ -11,13 +11,30 @@ from __future__ import annotations
 
 from icalendar.parser import Contentline
 
-from gateway.ical.contentlines import content_line, fold, line_ending, logical_lines
+from gateway.ical.contentlines import fold, line_ending, logical_lines
+
+_REPLACED = ("PARTSTAT", "RSVP")  # RSVP=TRUE asked for this answer: it is given now
 
 
 def _address(value: str) -> str:
     value = value.strip()
     return value[len("mailto:"):].lower() if value.lower().startswith("mailto:") else \
         value.lower()
+
+
+def _segments(head: str) -> list[str]:
+    """The name and each ``;PARAM=value`` of a content line's head, split outside quotes."""
+    parts, current, quoted = [], "", False
+    for char in head:
+        if char == '"':
+            quoted = not quoted
+        elif char == ";" and not quoted:
+            parts.append(current)
+            current = ""
+            continue
+        current += char
+    parts.append(current)
+    return parts
 
 
 def set_partstat(text: str, email: str, partstat: str) -> str:
@@ -37,10 +54,11 @@ def set_partstat(text: str, email: str, partstat: str) -> str:
         elif name == "ATTENDEE" and stack and stack[-1] == "VEVENT":
             _, params, value = Contentline(line.text).parts()
             if _address(value) == email and str(params.get("PARTSTAT", "")).upper() != partstat:
-                kept = [(key, str(item)) for key, item in params.items()
-                        if key.upper() not in ("PARTSTAT", "RSVP")]
-                output.append(fold(content_line("ATTENDEE", value, [*kept,
-                                                ("PARTSTAT", partstat)]), newline))
+                # Only the two parameters change; the others stay exactly as written.
+                kept = [part for part in _segments(line.head)
+                        if part.partition("=")[0].strip().upper() not in _REPLACED]
+                head = ";".join([*kept, f"PARTSTAT={partstat}"])
+                output.append(fold(f"{head}:{line.value}", newline))
                 changed = True
                 continue
         output.append(line.raw)

@@ -10,6 +10,7 @@ from werkzeug.exceptions import Forbidden
 from werkzeug.wrappers import Response
 
 from gateway import feeds, web_logins
+from gateway.preconditions import retrying
 from gateway.web.pages.account import HOME, my_sync, signed_in
 from gateway.web.pages.page import Page
 
@@ -19,13 +20,16 @@ def feed_action(page: Page) -> Response:
     action = page.request.form.get("action", "")
     if action not in ("create", "revoke"):
         raise Forbidden("Unknown action.")
-    with page.app.store.transaction() as session:
-        user = web_logins.get_person(session, user_id)
-        if action == "revoke":
-            feeds.revoke_feed(session, user)
-            token = None
-        else:
-            token = feeds.create_feed(session, user)
+
+    def write() -> str | None:
+        with page.app.store.transaction() as session:
+            user = web_logins.get_person(session, user_id)
+            if action == "revoke":
+                feeds.revoke_feed(session, user)
+                return None
+            return feeds.create_feed(session, user)
+
+    token = retrying(write)  # two tabs making one at once: the database decides, one wins
     if token is None:
         return page.redirect(HOME + "#feed")
     return my_sync(page, feed_url=feeds.feed_url(page.app.base_url, token))
