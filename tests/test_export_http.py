@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 from api_peers import Api, problem
-from caldav_peer import Gateway, Rep, new_rep
+from caldav_peer import Gateway, Rep, new_rep, start_gateway, stop_gateway
 from icalendar import Calendar
 
 from gateway.clock import utcnow
@@ -179,3 +179,21 @@ def test_the_cli_makes_and_revokes_a_feed(api_gateway: Gateway, rep: Rep, tmp_pa
     assert code == 2 and err == f"crm-gateway: user {rep.username} has no calendar feed\n"
     code, _, err = run("feeds", "create", "nobody-here")
     assert code == 2 and "nobody-here" in err and err.count("\n") == 1
+
+
+def test_two_gateways_on_one_database_agree_on_a_feed_and_its_revocation(
+        api_gateway: Gateway, api: Api, rep: Rep, tmp_path: Path) -> None:
+    new_entry(api, rep, title="Seen from both")
+    url = api.post(f"/users/{rep.username}/feed").json()["url"]
+    other = start_gateway(api_gateway.store.url, tmp_path)
+    try:
+        there = url.replace(api_gateway.url, other.url)
+        here_answer, there_answer = requests.get(url, timeout=10), requests.get(there, timeout=10)
+        assert here_answer.status_code == there_answer.status_code == 200
+        assert here_answer.headers["ETag"] == there_answer.headers["ETag"]
+        assert requests.get(there, headers={"If-None-Match": here_answer.headers["ETag"]},
+                            timeout=10).status_code == 304
+        assert api.delete(f"/users/{rep.username}/feed").status_code == 204
+        assert requests.get(there, timeout=10).status_code == 404
+    finally:
+        stop_gateway(other)
