@@ -15,10 +15,22 @@ import pytest
 import pytest_twisted
 from imap_world import HANK, PASSWORDS, connect_mailbox, make_config, poll, seed_crm
 from imip import imip_reply
-from peers.bcc_listener import BUYER, REP, REP2, Running, World, send, settle
+from peers.bcc_listener import (
+    BUYER,
+    LOG,
+    REP,
+    REP2,
+    Running,
+    World,
+    running_listener,
+    send,
+    settle,
+    write_config,
+)
 from peers.dovecot import DovecotServer, dovecot_fixture
 from sqlalchemy import func, select
 
+from gateway import calendars, client_writes
 from gateway.clock import utcnow
 from gateway.db import Store
 from gateway.diary_types import create_type
@@ -178,3 +190,49 @@ async def test_a_reply_in_the_reps_mailbox_updates_the_partstat(
     [again] = await poll(make_config(database_url, tmp_path), store)
     assert again.error is None and state(store, entry_id)[1] == revision
     assert len(replies(store)) == 2
+
+
+OUTSIDE_INVITATION = """BEGIN:VCALENDAR\r
+VERSION:2.0\r
+PRODID:-//Customer//EN\r
+BEGIN:VEVENT\r
+UID:visit@customer.example\r
+DTSTAMP:20261201T090000Z\r
+DTSTART:{start}\r
+DTEND:{end}\r
+SEQUENCE:3\r
+SUMMARY:Visit at Customer Ltd\r
+ORGANIZER:mailto:{organizer}\r
+ATTENDEE;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{rep}\r
+END:VEVENT\r
+END:VCALENDAR\r
+"""
+
+
+def test_the_reps_own_reply_bccd_to_the_shared_address_updates_their_copy(
+        tmp_path: Path, database_url: str, store: Store, world: World) -> None:
+    stamp = "%Y%m%dT%H%M%SZ"
+    with store.transaction() as session:
+        create_type(session, "Meeting")
+        rep = get_user(session, "rep")
+        update_user(session, rep, UserChanges(diary_sync=True))
+        view = calendars.user_calendar(session, rep, "meeting")
+        assert view is not None
+        client_writes.put_event(session, rep, view, "visit.ics", OUTSIDE_INVITATION.format(
+            start=START.strftime(stamp), end=(START + timedelta(hours=1)).strftime(stamp),
+            organizer=BUYER, rep=REP))
+        entry_id = session.scalars(select(DiaryEntry.id)).one()
+    config = write_config(tmp_path, database_url, trusted_networks=["127.0.0.0/8"],
+                          sender_auth=["trusted_networks"])
+    answer = imip_reply(REP, BUYER, "visit@customer.example", "DECLINED", sequence=3,
+                        message_id="declined@crm.example")
+    with running_listener(config, store) as smtp:
+        assert send(smtp.port, answer, mail_from=REP, rcpt_tos=[LOG]).final == 250
+        settle(store)
+    partstats, revision, ical = state(store, entry_id)
+    assert partstats == {REP: "DECLINED"} and revision == 2
+    assert f"PARTSTAT=DECLINED:mailto:{REP}" in served(store, entry_id, "rep")
+    assert "SEQUENCE:3" in ical  # an answer is not a new version of the event
+    assert replies(store) == [(REP, "applied", f"{REP} DECLINED on entry {entry_id}")]
+    with store.reading() as session:
+        assert session.scalars(select(Activity.subject)).all() == ["Declined: Pricing"]
