@@ -10,7 +10,7 @@ nothing here, or anywhere, updates or deletes one (database triggers refuse it).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.orm import Session
 
@@ -36,6 +36,7 @@ from gateway.participants import (
     sort_participants,
 )
 from gateway.profiles import effective_profile
+from gateway.rsvp import apply_replies, summary
 from gateway.webhook_payloads import activity_logged
 
 LOGGED = "logged"
@@ -73,8 +74,18 @@ def record_emails(session: Session, messages: Sequence[tuple[ParsedEmail, bytes]
     """``record_email`` for each (parsed, raw), with the same outcomes as one by one in order.
 
     Who the CRM knows is looked up once for the batch; activities, links and attachments are
-    written with one statement each.
+    written with one statement each. Attendees' replies to invitations in the messages are
+    applied first (``gateway.rsvp``), whether or not the mail is logged; what they did is
+    added to the outcome's reason.
     """
+    replies = [summary(apply_replies(session, parsed, user)) for parsed, _ in messages]
+    return [replace(outcome, reason=f"{outcome.reason}; {note}") if note else outcome
+            for outcome, note in zip(_record(session, messages, user, source, policy),
+                                     replies, strict=True)]
+
+
+def _record(session: Session, messages: Sequence[tuple[ParsedEmail, bytes]], user: User,
+            source: str, policy: LoggingPolicy) -> list[LogOutcome]:
     if not user.email_sync:
         off = LogOutcome(NOT_LOGGED, None, f"not logged: email sync is off for {user.username}")
         return [off] * len(messages)

@@ -361,6 +361,12 @@ SCHEMA: tuple[Option, ...] = (
            "How often a sender looks for due mail", "a positive integer"),
     Option("outbound", "workers", _parse_positive_int, 2,
            "Mails one process sends at once", "a positive integer"),
+    Option("feeds", "window_days_back", _parse_non_negative_int, 90,
+           "A calendar feed holds the entries from this many days before today",
+           "a non-negative integer"),
+    Option("feeds", "window_days_ahead", _parse_non_negative_int, 365,
+           "A calendar feed holds the entries up to this many days after today",
+           "a non-negative integer"),
     Option("security", "secret_key", _parse_str, "",
            "Key that encrypts mailbox secrets at rest; every process on one database must use "
            "the same one. Empty: generated into the data folder (secret_key file) when first "

@@ -842,3 +842,44 @@ class WebInvitation(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# --- calendar feeds and replies to invitations ----------------------------------------------
+
+
+class FeedToken(Base):
+    """A rep's secret feed URL (``/feeds/<token>.ics``): SHA-256 of the token, found by its
+    clear ``lookup``. One per user; making a new one replaces it, revoking deletes it."""
+
+    __tablename__ = "feed_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    lookup: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class InvitationReply(Base):
+    """An attendee's iMIP REPLY that arrived with a logged mail, and what it did: the
+    participant's new PARTSTAT (``applied``) or why nothing changed (``ignored``)."""
+
+    __tablename__ = "invitation_replies"
+    __table_args__ = (
+        CheckConstraint("outcome IN ('applied', 'ignored')", name="outcome"),
+        UniqueConstraint("message_key", "uid", "attendee"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_key: Mapped[str] = mapped_column(String(512), index=True)
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True)  # whose mail it came in
+    uid: Mapped[str] = mapped_column(String(255))
+    attendee: Mapped[str] = mapped_column(String(320))
+    partstat: Mapped[str] = mapped_column(String(32))
+    sequence: Mapped[int] = mapped_column(Integer, default=0)
+    entry_id: Mapped[int | None] = mapped_column(
+        ForeignKey("diary_entries.id", ondelete="SET NULL"), index=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -31,7 +31,7 @@ EVENT_TYPES = (
     "entry.created", "entry.updated", "entry.deleted", "activity.logged", "contact.created",
     "mail_account.failed", "inbound.failed",
 )
-ORIGINS = ("calendar", "crm", "api")
+ORIGINS = ("calendar", "crm", "api", "mail")
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 STATUSES = (PENDING, DELIVERED, FAILED)
 SECRET_PREFIX = "whsec_"

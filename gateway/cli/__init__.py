@@ -23,6 +23,7 @@ from gateway.cli import (
     db,
     demo,
     diary,
+    feeds,
     inbound,
     mail,
     outbound,
@@ -37,7 +38,7 @@ from gateway.db import StoreError
 from gateway.errors import DomainError
 
 GROUPS = (serve, db, demo, users, diary, accounts, sync, activities, inbound, mail, webhooks,
-          api_tokens, calendars, outbound)
+          api_tokens, calendars, outbound, feeds)
 
 
 class Parser(argparse.ArgumentParser):

@@ -26,6 +26,7 @@ from gateway.config import Config
 from gateway.db import Store, shared_store
 from gateway.web import outage
 from gateway.web.api import ApiApp
+from gateway.web.feeds import FeedsApp
 from gateway.web.middleware import GatewayMiddleware
 from gateway.web.pages import PagesApp
 from gateway.web.xml_guard import XmlLimits
@@ -130,12 +131,14 @@ PAGES_ROOTS = (b"account", b"admin")
 
 class Root(resource.Resource):
     """``/healthz`` and the JSON API (``/api/v1/...``) here; the people's pages under
-    ``/account/`` and ``/admin/``; every other path goes to Radicale whole."""
+    ``/account/`` and ``/admin/``; the reps' calendar feeds under ``/feeds/``; every other
+    path goes to Radicale whole."""
 
     def __init__(self, dav: WSGIResource, health: Health, api: WSGIResource | None = None,
-                 pages: WSGIResource | None = None):
+                 pages: WSGIResource | None = None, feeds: WSGIResource | None = None):
         super().__init__()
         self.dav, self.health, self.api, self.pages = dav, health, api, pages
+        self.feeds = feeds
 
     def getChild(self, path: bytes, request: server.Request) -> Any:
         if path == b"healthz" and not request.postpath:
@@ -149,6 +152,8 @@ class Root(resource.Resource):
         request.postpath.insert(0, request.prepath.pop())
         if path in PAGES_ROOTS and self.pages is not None:
             return self.pages
+        if path == b"feeds" and self.feeds is not None:
+            return self.feeds
         return self.dav
 
     def render(self, request: server.Request) -> Any:
@@ -172,7 +177,8 @@ def build_site(config: Config, store: Store, reactor: Any) -> tuple[server.Site,
     dav = WSGIResource(reactor, pool, dav_app(config, store))
     api = WSGIResource(reactor, pool, ApiApp(store, config))
     pages = WSGIResource(reactor, pool, PagesApp(config, store))
-    site = server.Site(Root(dav, Health(store, pool, reactor), api, pages), timeout=120)
+    feeds = WSGIResource(reactor, pool, FeedsApp(store, config))
+    site = server.Site(Root(dav, Health(store, pool, reactor), api, pages, feeds), timeout=120)
     site.requestFactory = CappedRequest
     site.max_body_bytes = config.get("http", "max_body_bytes")  # type: ignore[attr-defined]
     site.displayTracebacks = False

@@ -172,6 +172,16 @@ class EntryQuery(PageQuery):
     owner: Short | None = Field(None, description="username: entries this user organises")
 
 
+class ExportQuery(Query):
+    user: Short | None = Field(None, description="username of the person downloading: the "
+                               "organiser is left out when it is them (Outlook refuses it)")
+
+
+class FeedOut(BaseModel):
+    username: str
+    url: str = Field(description="the secret feed address (shown only in this answer)")
+
+
 class ParticipantOut(BaseModel):
     email: str
     name: str | None

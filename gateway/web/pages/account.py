@@ -14,6 +14,7 @@ from gateway.activity_queries import contacts_by_activity
 from gateway.bcc_addresses import bcc_address
 from gateway.calendars import user_calendars
 from gateway.errors import DomainError, NotFound
+from gateway.feeds import user_feed
 from gateway.inbound_queue import recent_decisions
 from gateway.linked_calendars import PROVIDERS as CALDAV_PROVIDERS
 from gateway.linked_calendars import describe, links_of
@@ -141,6 +142,7 @@ def sync_view(page: Page, session: Session, user: User, **extra: Any) -> dict[st
         "link_providers": LINK_PROVIDERS, "link_form": {}, "link_check": None,
         "link_done": None, "link_passes": None,
         "rep_choices": rep_choices(session), "profile": profile,
+        "feed": user_feed(session, user.id), "feed_url": None,
     }
     decisions = recent_decisions(session, user.id, DECISIONS_SHOWN)
     values["decisions"] = decisions

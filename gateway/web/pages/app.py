@@ -22,7 +22,16 @@ from gateway import web_logins
 from gateway.config import Config, public_base_url
 from gateway.db import Store
 from gateway.login_throttle import Throttle
-from gateway.web.pages import account, admin, calendar_links, calendar_setup, mail, mailbox
+from gateway.web.pages import (
+    account,
+    admin,
+    calendar_links,
+    calendar_setup,
+    entries,
+    feed,
+    mail,
+    mailbox,
+)
 from gateway.web.pages.page import Page
 from gateway.web.pages.sessions import SessionCodec, csrf_ok, with_headers
 
@@ -51,7 +60,8 @@ class PagesApp:
                                      autoescape=select_autoescape(default=True))
         self.rules: dict[str, View] = {}
         self.url_map = Map([Rule("/account/static/<name>", endpoint="static", methods=["GET"])])
-        for module in (account, calendar_setup, calendar_links, mail, mailbox, admin):
+        for module in (account, calendar_setup, calendar_links, mail, mailbox, admin, entries,
+                       feed):
             for path, endpoint, methods, view in module.ROUTES:
                 self.url_map.add(Rule(path, endpoint=endpoint, methods=methods))
                 self.rules[endpoint] = view

@@ -22,14 +22,17 @@ from gateway.entries import (
     update_entry,
 )
 from gateway.errors import ReadOnly
+from gateway.export import download_name, entry_ics
 from gateway.models import DiaryEntry
 from gateway.preconditions import Precondition
+from gateway.users import get_user
 from gateway.web.api.fields import encode_cursor
 from gateway.web.api.models import (
     EntryCreate,
     EntryOut,
     EntryPatch,
     EntryQuery,
+    ExportQuery,
     Page,
     ParticipantOut,
 )
@@ -133,3 +136,18 @@ def update_entry_(call: Call) -> Reply:
 def delete_entry_(call: Call) -> Reply:
     delete_entry(call.session, _writable(call), origin="api")
     return Reply(status=204)
+
+
+@route("GET", f"{ENTRY}/ics", summary="Download a non-recurring entry of a syncable type as "
+       "an .ics file (409 with the reason otherwise)", tag=TAG, response=None,
+       media_type="text/calendar", query=ExportQuery,
+       response_headers=("Content-Disposition",))
+def get_entry_ics(call: Call) -> Reply:
+    query: ExportQuery = call.query
+    entry = get_entry(call.session, call.params["entry_id"])
+    # An API token is no person's: the CRM application names who downloads, if anyone.
+    downloader = get_user(call.session, query.user).id if query.user else None
+    text = entry_ics(entry, downloader)
+    return Reply(raw=text.encode(), media_type="text/calendar; charset=utf-8",
+                 headers={"Content-Disposition":
+                          f'attachment; filename="{download_name(entry)}"'})
