@@ -93,6 +93,7 @@ def test_health_says_what_healthz_says_plus_queue_and_poller(api_gateway: Gatewa
     assert body["poller"]["accounts"] >= 0
     assert set(body["webhooks"]) == {"pending", "failed"}
     assert set(body["linked"]) == {"accounts", "failing", "lag_seconds"}
+    assert set(body["outbound_mail"]) == {"pending", "failed"}
     failed = body["inbound_queue"]["failed"]
     with api_gateway.store.transaction() as session:
         session.add(InboundMessage(mail_from="x@crm.example", rcpt_tos=[], raw=b"x", size=1,

@@ -348,6 +348,11 @@ class WebhookState(BaseModel):
     failed: int = Field(description="deliveries that gave up (replay them)")
 
 
+class OutboundState(BaseModel):
+    pending: int = Field(description="mail waiting for the smarthost")
+    failed: int = Field(description="mail refused by the smarthost or out of retries")
+
+
 class LinkedState(BaseModel):
     accounts: int = Field(description="linked calendar accounts being synced")
     failing: int = Field(description="of those, how many failed their last pass")
@@ -361,6 +366,7 @@ class HealthOut(BaseModel):
     inbound_queue: QueueDepth
     poller: PollerState
     webhooks: WebhookState
+    outbound_mail: OutboundState
     linked: LinkedState
     warnings: list[str] = Field(description="what deserves a look, in words")
 

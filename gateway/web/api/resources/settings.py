@@ -23,6 +23,7 @@ from gateway.users import get_user
 from gateway.web.api.models import (
     HealthOut,
     LinkedState,
+    OutboundState,
     PollerState,
     ProfileOut,
     ProfilePatch,
@@ -92,6 +93,8 @@ def get_health(call: Call) -> HealthOut:
                                         lag_seconds=facts.poller.lag_seconds),
                      webhooks=WebhookState(pending=facts.webhooks_pending,
                                            failed=facts.webhooks_failed),
+                     outbound_mail=OutboundState(pending=facts.outbound_pending,
+                                                 failed=facts.outbound_failed),
                      linked=LinkedState(accounts=facts.links.active,
                                         failing=facts.links.failing,
                                         lag_seconds=facts.links.lag_seconds),
