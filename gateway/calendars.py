@@ -45,6 +45,7 @@ class CalendarView:
     epoch: int
     props: dict[str, str]
     updated_at: datetime | None
+    component: str = "VEVENT"  # "VTODO": a task type's calendar (a task list)
 
     @property
     def token(self) -> str:
@@ -67,12 +68,12 @@ class ItemView:
 
 
 def _view(user: User, slug: str, name: str, color: str, writable: bool,
-          type_id: int | None, row: Calendar | None) -> CalendarView:
+          type_id: int | None, row: Calendar | None, kind: str = "event") -> CalendarView:
     props = dict(row.props) if row is not None and row.props else {}
     return CalendarView(
         user.id, slug, name, color, writable, type_id,
         row.id if row else None, row.revision if row else 0, row.epoch if row else 1,
-        props, row.updated_at if row else None,
+        props, row.updated_at if row else None, "VTODO" if kind == "task" else "VEVENT",
     )
 
 
@@ -84,7 +85,8 @@ def user_calendars(session: Session, user: User) -> list[CalendarView]:
     rows = {row.slug: row for row in session.scalars(
         select(Calendar).where(Calendar.user_id == user.id))}
     views = [
-        _view(user, t.slug, t.name, t.color, profile.calendar_writable, t.id, rows.get(t.slug))
+        _view(user, t.slug, t.name, t.color, profile.calendar_writable, t.id, rows.get(t.slug),
+              t.kind)
         for t in session.scalars(
             select(DiaryType).where(DiaryType.syncable).order_by(DiaryType.name))
     ]
@@ -106,7 +108,7 @@ def user_calendar(session: Session, user: User, slug: str) -> CalendarView | Non
     if diary_type is None:
         return None
     return _view(user, slug, diary_type.name, diary_type.color, profile.calendar_writable,
-                 diary_type.id, row)
+                 diary_type.id, row, diary_type.kind)
 
 
 def _items(rows: Iterable[PublishedItem]) -> list[ItemView]:

@@ -35,7 +35,8 @@ COSMETIC_PROPS = frozenset({
 
 
 class UnsupportedCalendarComponent(Invalid):
-    """Not a VEVENT: a 403 supported-calendar-component in CalDAV terms."""
+    """Not what the calendar holds (a VEVENT in an event calendar, a VTODO in a task list):
+    a 403 supported-calendar-component in CalDAV terms."""
 
 
 class UidConflict(Conflict):
@@ -64,6 +65,13 @@ def check_href(href: str) -> str:
     if not HREF_RE.fullmatch(href) or href in {".", ".."}:
         raise Invalid(f"{href!r} is not a valid resource name")
     return href
+
+
+def check_component(calendar: CalendarView, data: EventData) -> None:
+    if data.component != calendar.component:
+        holds = "tasks (VTODO)" if calendar.component == "VTODO" else "events (VEVENT)"
+        raise UnsupportedCalendarComponent(
+            f"{data.component} refused: calendar {calendar.slug} holds {holds} only")
 
 
 def parse_client_object(text: str) -> EventData:
@@ -213,6 +221,7 @@ def put_event(
     check_writable(calendar)
     check_href(href)
     data = parsed if parsed is not None else parse_client_object(text)
+    check_component(calendar, data)
     current = current_at(session, calendar, href)
     precondition.check(current[1] if current else None)
     entry = current[0] if current else _entry_for_uid(session, user, calendar, href, data.uid)
@@ -286,6 +295,9 @@ def move_event(
     check_writable(source)
     check_writable(target)
     check_href(to_href)
+    if source.component != target.component:
+        raise UnsupportedCalendarComponent(
+            f"calendar {target.slug} holds {target.component} objects, not {source.component}")
     entry = entry_at(session, source, href)
     if entry is None:
         raise NotFound(f"no event {href} in calendar {source.slug}")

@@ -1,4 +1,5 @@
-"""Diary types: the admin decides which are exposed (``syncable``) as calendars."""
+"""Diary types: the admin decides which are exposed (``syncable``) as calendars, and whether
+a type holds events or tasks (``kind``: its calendars are then VTODO lists)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from gateway.keyset import Page, page
 from gateway.models import DiaryEntry, DiaryType
 
 COLOR_RE = re.compile(r"#[0-9A-Fa-f]{6}")
+KINDS = ("event", "task")  # a task type's calendars are VTODO lists
 # Slugs a type may not take: the invitations calendar lives beside the type calendars.
 RESERVED_SLUGS = frozenset({"invitations", "inbox", "outbox", "notifications"})
 
@@ -27,6 +29,17 @@ def check_color(value: str) -> str:
     if not COLOR_RE.fullmatch(value):
         raise Invalid(f"{value!r} is not a colour: use #RRGGBB, e.g. #3A87AD")
     return value.upper()
+
+
+def check_kind(value: str) -> str:
+    if value not in KINDS:
+        raise Invalid(f"{value!r} is not a diary type kind: use event or task")
+    return value
+
+
+def component_of(diary_type: DiaryType) -> str:
+    """The iCalendar component the type's calendars hold."""
+    return "VTODO" if diary_type.kind == "task" else "VEVENT"
 
 
 def get_type(session: Session, name: str) -> DiaryType:
@@ -60,11 +73,13 @@ def _check_name(session: Session, name: str, exclude_id: int | None = None) -> s
 
 
 def create_type(
-    session: Session, name: str, *, syncable: bool = True, color: str = "#3A87AD"
+    session: Session, name: str, *, syncable: bool = True, color: str = "#3A87AD",
+    kind: str = "event",
 ) -> DiaryType:
     name = _check_name(session, name)
     diary_type = DiaryType(
-        name=name, slug=_unique_slug(session, name), color=check_color(color), syncable=syncable
+        name=name, slug=_unique_slug(session, name), color=check_color(color), syncable=syncable,
+        kind=check_kind(kind),
     )
     session.add(diary_type)
     session.flush()
@@ -78,12 +93,21 @@ def update_type(
     rename: str | None = None,
     color: str | None = None,
     syncable: bool | None = None,
+    kind: str | None = None,
 ) -> bool:
     """Apply changes; returns True when the type's publication must be recomputed.
 
     The slug (the calendar's URL) stays when a type is renamed, so clients keep their
-    subscription; only the display name changes.
+    subscription; only the display name changes. The kind changes only while the type has no
+    entries, deleted ones included (a calendar cannot turn its events into tasks): Conflict.
     """
+    if kind is not None and check_kind(kind) != diary_type.kind:
+        held = session.scalar(select(func.count(DiaryEntry.id))
+                              .where(DiaryEntry.type_id == diary_type.id))
+        if held:
+            raise Conflict(f"diary type {diary_type.name!r} has {held} entries: its kind "
+                           f"stays {diary_type.kind} (make a new {kind} type instead)")
+        diary_type.kind = kind
     if rename is not None:
         diary_type.name = _check_name(session, rename, exclude_id=diary_type.id)
     if color is not None:

@@ -27,26 +27,40 @@ from gateway.ical import (
     EventData,
     EventPatch,
     InvalidCalendarObject,
+    Keep,
     Organizer,
     PatchRefused,
     RenderInput,
+    TaskFields,
     parse_event,
     patch_event,
     render_event,
 )
+from gateway.ical.parse import TASK_STATUSES
 from gateway.keyset import Page, page
-from gateway.models import DiaryEntry, EntryParticipant, User
+from gateway.models import DiaryEntry, DiaryType, EntryParticipant, User
 from gateway.publication import publish_entry
 from gateway.users import get_user, normalise_email
 from gateway.webhook_payloads import entry_changed
 
 
 @dataclass(frozen=True)
+class TaskDraft:
+    """A task's own fields (a task type's entry); times aware or ``None``."""
+
+    start: datetime | None = None
+    due: datetime | None = None
+    priority: int | None = None
+    status: str | None = None  # NEEDS-ACTION (default), IN-PROCESS, COMPLETED, CANCELLED
+    percent_complete: int | None = None
+
+
+@dataclass(frozen=True)
 class EntryDraft:
     type_name: str
     title: str
-    start: datetime  # aware
-    end: datetime  # aware
+    start: datetime | None  # aware; for a task, see ``task``
+    end: datetime | None  # aware
     organizer: str | None = None  # username
     attendees: tuple[str, ...] = ()  # usernames or emails
     all_day: bool = False
@@ -56,6 +70,7 @@ class EntryDraft:
     description: str | None = None
     automation: bool = False
     uid: str | None = None  # the demo seeds fixed UIDs so reseeding finds them
+    task: TaskDraft | None = None  # required shape for task types; ``start``/``end`` unused
 
 
 @dataclass(frozen=True)
@@ -64,6 +79,11 @@ class EntryEdit:
     start: datetime | None = None
     end: datetime | None = None
     type_name: str | None = None
+    # A task's fields; KEEP leaves them, ``None`` (due) removes the DUE.
+    due: datetime | Keep | None = KEEP
+    priority: int | Keep | None = KEEP
+    status: str | Keep = KEEP
+    percent_complete: int | Keep | None = KEEP
 
 
 @dataclass(frozen=True)
@@ -122,6 +142,13 @@ def apply_event_data(entry: DiaryEntry, data: EventData) -> None:
     entry.span_end_utc = data.span_end
     entry.has_overrides = data.has_overrides
     entry.sequence = data.sequence
+    task = data.task
+    entry.task_start_utc = task.dtstart if task else None
+    entry.due_utc = task.due if task else None
+    entry.completed_utc = task.completed if task else None
+    entry.priority = task.priority if task else None
+    entry.percent_complete = task.percent_complete if task else None
+    entry.status = task.status if task else None
 
 
 def _derive(text: str) -> EventData:
@@ -141,24 +168,30 @@ def create_entry(session: Session, draft: EntryDraft, *, origin: str = "crm") ->
         raise Invalid("an entry needs --organizer USERNAME unless it is made by --automation")
     organizer = get_user(session, draft.organizer) if draft.organizer else None
     tzid = check_tzid(draft.tzid)
-    if draft.end < draft.start:
-        raise Invalid("the end of an entry is before its start")
+    now = utcnow().replace(microsecond=0)
+    task = _task_fields(diary_type.kind, draft, now)
+    if task is None:
+        if draft.start is None or draft.end is None:
+            raise Invalid("an event needs a start and an end")
+        if draft.end < draft.start:
+            raise Invalid("the end of an entry is before its start")
     participants: dict[str, Participant] = {}
     for token in draft.attendees:
         participant = resolve_participant(session, token)
         if organizer is None or participant.user_id != organizer.id:
             participants.setdefault(participant.email, participant)
 
-    now = utcnow().replace(microsecond=0)
     uid = draft.uid or f"{uuid.uuid4()}@crm-gateway"
+    placeholder = task.dtstart or task.due or now if task is not None else now
     text = render_event(RenderInput(
         uid=uid, title=draft.title.strip(), description=draft.description,
-        location=draft.location, start=draft.start, end=draft.end,
+        location=draft.location, start=draft.start or placeholder,
+        end=draft.end or draft.start or placeholder,
         tzid=None if draft.all_day else tzid, all_day=draft.all_day, rrule=draft.rrule,
         organizer=Organizer(organizer.email.lower(), organizer.name or None)
         if organizer else None,
         attendees=tuple(Attendee(p.email, p.name) for p in participants.values()),
-        sequence=0, dtstamp=now, created=now, last_modified=now,
+        sequence=0, dtstamp=now, created=now, last_modified=now, task=task,
     ))
     data = _derive(text)
     entry = DiaryEntry(
@@ -181,8 +214,51 @@ def create_entry(session: Session, draft: EntryDraft, *, origin: str = "crm") ->
     session.flush()
     publish_entry(session, entry)
     entry_changed(session, "created", entry, origin)
-    invitations.entry_created(session, entry)
+    if task is None:  # iMIP invitations are for events
+        invitations.entry_created(session, entry)
     return entry
+
+
+def check_status(status: str) -> str:
+    status = status.upper()
+    if status not in TASK_STATUSES:
+        raise Invalid(f"{status!r} is not a task status: use " + ", ".join(TASK_STATUSES))
+    return status
+
+
+def check_priority(priority: int | None) -> int | None:
+    if priority is not None and not 0 <= priority <= 9:
+        raise Invalid("a task's priority is 0 (none) or 1 (highest) to 9 (lowest)")
+    return priority
+
+
+def check_percent(percent: int | None) -> int | None:
+    if percent is not None and not 0 <= percent <= 100:
+        raise Invalid("a task's percent complete is 0 to 100")
+    return percent
+
+
+def _task_fields(kind: str, draft: EntryDraft, now: datetime) -> TaskFields | None:
+    """The VTODO fields of a draft for a task type; None for an event type."""
+    if kind != "task":
+        if draft.task is not None:
+            raise Invalid(f"diary type {draft.type_name!r} holds events: due, priority and "
+                          "status are for task types")
+        return None
+    if draft.rrule:
+        raise Invalid("recurring tasks are made in the calendar app, not in the CRM")
+    given = draft.task or TaskDraft(start=draft.start, due=draft.end)
+    if given.start is not None and given.due is not None and given.due < given.start:
+        raise Invalid("the due date of a task is before its start")
+    status = check_status(given.status or "NEEDS-ACTION")
+    return TaskFields(
+        dtstart=given.start, due=given.due,
+        completed=now if status == "COMPLETED" else None,
+        priority=check_priority(given.priority),
+        percent_complete=check_percent(100 if status == "COMPLETED" and
+                                       given.percent_complete is None
+                                       else given.percent_complete),
+        status=status)
 
 
 def get_entry(session: Session, entry_id: int) -> DiaryEntry:
@@ -209,9 +285,13 @@ def check_crm_writable(entry: DiaryEntry) -> None:
 def update_entry(session: Session, entry: DiaryEntry, edit: EntryEdit, *,
                  origin: str = "crm") -> DiaryEntry:
     check_crm_writable(entry)
+    if entry.type.kind == "task":
+        return _update_task(session, entry, edit, origin)
+    if _task_edit(edit):
+        raise Invalid(f"entry {entry.id} is an event: due, priority and status are for tasks")
     before = invitations.snapshot(entry)
     if edit.type_name is not None:
-        entry.type = get_type(session, edit.type_name)
+        entry.type = _same_kind(session, entry, edit.type_name)
         entry.type_id = entry.type.id
     start = edit.start or entry.start_utc
     end = edit.end or (
@@ -243,6 +323,69 @@ def update_entry(session: Session, entry: DiaryEntry, edit: EntryEdit, *,
     return entry
 
 
+def _task_edit(edit: EntryEdit) -> bool:
+    return any(value is not KEEP for value in
+               (edit.due, edit.priority, edit.status, edit.percent_complete))
+
+
+def _same_kind(session: Session, entry: DiaryEntry, type_name: str) -> DiaryType:
+    diary_type = get_type(session, type_name)
+    if diary_type.kind != entry.type.kind:
+        raise Invalid(f"diary type {type_name!r} holds {diary_type.kind}s; entry {entry.id} "
+                      f"is a {entry.type.kind}")
+    return diary_type
+
+
+def _update_task(session: Session, entry: DiaryEntry, edit: EntryEdit,
+                 origin: str) -> DiaryEntry:
+    """A CRM-side edit of a task: title, due date, priority, status, percent complete.
+
+    Completing it sets COMPLETED (now) and, unless given, PERCENT-COMPLETE 100; any other
+    status removes COMPLETED.
+    """
+    if edit.start is not None or edit.end is not None:
+        raise Invalid(f"entry {entry.id} is a task: change its due date, not start/end")
+    if edit.type_name is not None:
+        entry.type = _same_kind(session, entry, edit.type_name)
+        entry.type_id = entry.type.id
+    if edit.title is not None and not edit.title.strip():
+        raise Invalid("an entry needs a title")
+    due = edit.due
+    if isinstance(due, datetime) and entry.task_start_utc is not None \
+            and due < entry.task_start_utc:
+        raise Invalid("the due date of a task is before its start")
+    now = utcnow().replace(microsecond=0)
+    status: str | Keep = KEEP if isinstance(edit.status, Keep) else check_status(edit.status)
+    completed: datetime | Keep | None = KEEP
+    percent = edit.percent_complete
+    if not isinstance(percent, Keep):
+        check_percent(percent)
+    if status == "COMPLETED" and entry.status != "COMPLETED":
+        completed = now
+        if isinstance(percent, Keep):
+            percent = 100
+    elif not isinstance(status, Keep) and status != "COMPLETED":
+        completed = None
+    priority = edit.priority
+    if not isinstance(priority, Keep):
+        check_priority(priority)
+    if edit.title is not None or _task_edit(edit):
+        patch = EventPatch(title=edit.title.strip() if edit.title is not None else KEEP,
+                           due=due, completed=completed, priority=priority,
+                           percent_complete=percent, status=status)
+        try:
+            entry.ical = patch_event(entry.ical, patch, now)
+        except PatchRefused as exc:
+            raise ReadOnly(f"entry {entry.id}: {exc.reason}") from exc
+        apply_event_data(entry, _derive(entry.ical))
+        entry.updated_at = now
+    entry.revision += 1
+    session.flush()
+    publish_entry(session, entry)
+    entry_changed(session, "updated", entry, origin)
+    return entry
+
+
 def delete_entry(session: Session, entry: DiaryEntry, *, origin: str = "crm") -> None:
     check_crm_writable(entry)
     entry.deleted_at = utcnow()
@@ -250,7 +393,8 @@ def delete_entry(session: Session, entry: DiaryEntry, *, origin: str = "crm") ->
     session.flush()
     publish_entry(session, entry)
     entry_changed(session, "deleted", entry, origin)
-    invitations.entry_deleted(session, entry)
+    if entry.type.kind != "task":
+        invitations.entry_deleted(session, entry)
 
 
 def list_entries(session: Session, username: str | None = None) -> list[DiaryEntry]:

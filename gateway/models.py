@@ -222,12 +222,15 @@ class ContactEmail(Base):
 
 class DiaryType(Base):
     __tablename__ = "diary_types"
+    __table_args__ = (CheckConstraint("kind IN ('event', 'task')", name="kind"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     slug: Mapped[str] = mapped_column(String(100), unique=True)
     color: Mapped[str] = mapped_column(String(9), default="#3A87AD")
     syncable: Mapped[bool] = mapped_column(Boolean, default=True)
+    # "task": the type's calendars are VTODO lists (supported-calendar-component-set VTODO).
+    kind: Mapped[str] = mapped_column(String(8), default="event", server_default="event")
 
 
 class DiaryEntry(Base):
@@ -266,6 +269,15 @@ class DiaryEntry(Base):
     span_start_utc: Mapped[datetime] = mapped_column(UTCDateTime)
     span_end_utc: Mapped[datetime | None] = mapped_column(UTCDateTime)
     has_overrides: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A task's (VTODO's) fields, NULL for events and when absent. For a task, start_utc and
+    # end_utc are the range it occupies for time-range queries (RFC 4791 9.9), and
+    # task_start_utc its DTSTART.
+    task_start_utc: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    due_utc: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_utc: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    priority: Mapped[int | None] = mapped_column(Integer)
+    percent_complete: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str | None] = mapped_column(String(32))
     origin: Mapped[str] = mapped_column(String(16), default="crm")
     automation: Mapped[bool] = mapped_column(Boolean, default=False)
     ical: Mapped[str] = mapped_column(Text)  # what a client sent, verbatim, or the CRM rendering

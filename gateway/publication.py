@@ -96,6 +96,8 @@ class Publisher:
             if p.user_id is not None and p.user_id != entry.owner_user_id
         )
         for user_id, owns in viewers:
+            if not owns and entry.type.kind == "task":
+                continue  # the Invitations calendar holds events; a task stays in its list
             user = self.user(user_id)
             profile = self.profile(user_id)
             if not user.diary_sync:

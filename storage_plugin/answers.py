@@ -11,7 +11,7 @@ from __future__ import annotations
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
-from gateway.client_writes import UidConflict
+from gateway.client_writes import UidConflict, UnsupportedCalendarComponent
 from gateway.errors import Conflict, DomainError, NotFound, ReadOnly
 from gateway.preconditions import PreconditionFailed
 from storage_plugin import context
@@ -42,6 +42,8 @@ def answer_for(error: DomainError, username: str) -> Answer:
             href = f"<D:href>{escape(quote(f'/{username}/{slug}/{name}'))}</D:href>"
         return Answer("409 Conflict", _error(f"<C:no-uid-conflict>{href}</C:no-uid-conflict>",
                                              reason), _XML)
+    if isinstance(error, UnsupportedCalendarComponent):  # RFC 4791 5.3.2.1
+        return Answer("403 Forbidden", _error("<C:supported-calendar-component/>", reason), _XML)
     if isinstance(error, ReadOnly):
         return Answer("403 Forbidden", _error("<D:need-privileges/>", reason), _XML)
     if isinstance(error, NotFound):

@@ -50,7 +50,7 @@ def make_item(collection: CalendarCollection, view: ItemView,
     return radicale_item.Item(
         collection_path=collection.path, collection=collection, href=view.href,
         text=view.ical if text is None else text, etag=view.etag, uid=view.uid, name="VCALENDAR",
-        component_name="VEVENT",
+        component_name=collection.view.component,
         time_range=(_timestamp(view.start, radicale_filter.TIMESTAMP_MIN),
                     _timestamp(view.end, radicale_filter.TIMESTAMP_MAX)),
         last_modified=http_date(view.updated_at),
@@ -124,7 +124,7 @@ class CalendarCollection(storage.BaseCollection):
             "tag": "VCALENDAR",
             "D:displayname": self.view.name,
             "ICAL:calendar-color": self.view.color,
-            "C:supported-calendar-component-set": "VEVENT",
+            "C:supported-calendar-component-set": self.view.component,
         }
 
     @overload
@@ -203,7 +203,8 @@ class CalendarCollection(storage.BaseCollection):
     ) -> Iterator[tuple[radicale_item.Item, bool]]:
         """Candidates for a REPORT's filters, each with whether it is known to match.
 
-        A simple filter (one VEVENT time range) is answered from the occurrence index, and a
+        A simple filter (one VEVENT time range, or VTODO in a task list: the index holds the
+        range RFC 4791 9.9 gives a task) is answered from the occurrence index, and a
         series the recurrence work budget could not decide counts as a match (the client
         expands it anyway). Any other filter is evaluated here, item by item, so that an
         item Radicale's filter cannot evaluate is left out and logged instead of failing
@@ -211,7 +212,7 @@ class CalendarCollection(storage.BaseCollection):
         """
         filters = list(filters)
         tag, start, end, simple = radicale_filter.simplify_prefilters(filters, "VCALENDAR")
-        if tag not in (None, "VEVENT"):
+        if tag not in (None, self.view.component):
             return
         expansion = context.current().expansion
         hits: list[tuple[ItemView, bool]]
@@ -235,7 +236,7 @@ class CalendarCollection(storage.BaseCollection):
                 continue
             # A filtered answer carries the stored object; an expanded one only instances.
             item = make_item(self, view, text if expansion else None)
-            if simple and tag == "VEVENT":
+            if simple and tag == self.view.component:
                 yield item, True
             elif not decided:
                 log.warning("%s: %r left out of a filtered REPORT: its recurrence exceeds "

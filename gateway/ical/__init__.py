@@ -14,6 +14,7 @@ from gateway.ical.model import (
     Organizer,
     PatchRefused,
     RenderInput,
+    TaskFields,
     UnsupportedComponent,
 )
 from gateway.ical.parse import parse_event
@@ -33,6 +34,7 @@ __all__ = [
     "Organizer",
     "PatchRefused",
     "RenderInput",
+    "TaskFields",
     "UnsupportedComponent",
     "bounded_occurrences",
     "occurrences",

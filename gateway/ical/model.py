@@ -1,7 +1,8 @@
 """Plain values that go in and out of the iCalendar mapping, and its errors.
 
 Nothing here knows iCalendar syntax: these are the CRM-side shapes of one calendar
-object resource (RFC 4791 4.1: one UID, a master VEVENT and its RECURRENCE-ID overrides).
+object resource (RFC 4791 4.1: one UID, a master VEVENT or VTODO and its RECURRENCE-ID
+overrides).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ class InvalidCalendarObject(ValueError):
 
 
 class UnsupportedComponent(InvalidCalendarObject):
-    """The object holds a VTODO, VJOURNAL or other component a VEVENT-only calendar refuses.
+    """The object holds a VJOURNAL or other component no calendar here holds, or (raised by
+    the write) a VTODO for an event calendar or a VEVENT for a task list.
 
     CalDAV answers this with CALDAV:supported-calendar-component (RFC 4791 5.3.2.1).
     """
@@ -85,6 +87,27 @@ class EventData:
     has_overrides: bool
     sequence: int
     status: str | None
+    # "VEVENT", or "VTODO" for a task; then ``start``/``end`` are the range the task
+    # occupies for time-range queries (RFC 4791 9.9, :mod:`gateway.ical.task_range`).
+    component: str = "VEVENT"
+    task: TaskFields | None = None
+
+
+@dataclass(frozen=True)
+class TaskFields:
+    """What a VTODO says besides its title and participants; times are aware UTC.
+
+    ``dtstart``/``due`` are ``None`` when absent; ``status`` is NEEDS-ACTION, IN-PROCESS,
+    COMPLETED or CANCELLED (``None`` when absent), ``priority`` 0-9 (0: undefined),
+    ``percent_complete`` 0-100.
+    """
+
+    dtstart: datetime | None = None
+    due: datetime | None = None
+    completed: datetime | None = None
+    priority: int | None = None
+    percent_complete: int | None = None
+    status: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +135,8 @@ class RenderInput:
     dtstamp: datetime
     last_modified: datetime | None = None
     created: datetime | None = None
+    # Set for a task: rendered as a VTODO from these fields (``start``/``end`` unused).
+    task: TaskFields | None = None
 
 
 class Keep(enum.Enum):
@@ -125,7 +150,7 @@ KEEP = Keep.KEEP
 
 @dataclass(frozen=True)
 class EventPatch:
-    """A CRM-side edit of the master VEVENT; fields left at ``KEEP`` are not touched.
+    """A CRM-side edit of the master VEVENT (or VTODO); fields left at ``KEEP`` are not touched.
 
     ``description``/``location`` set to ``None`` remove the property; ``title`` set to
     ``""`` removes SUMMARY. ``start``/``end`` are aware instants; ``tzid`` (IANA or
@@ -139,6 +164,12 @@ class EventPatch:
     end: datetime | Keep = KEEP
     tzid: str | Keep | None = KEEP
     all_day: bool | Keep = KEEP
+    # A task's (VTODO's) own fields; ``None`` removes the property.
+    due: datetime | Keep | None = KEEP
+    completed: datetime | Keep | None = KEEP
+    priority: int | Keep | None = KEEP
+    percent_complete: int | Keep | None = KEEP
+    status: str | Keep | None = KEEP
 
     def changes_timing(self) -> bool:
         """Whether DTSTART/DTEND have to be rewritten."""

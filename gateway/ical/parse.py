@@ -7,12 +7,20 @@ PUT, so it parses once with icalendar and expands recurrences only as far as nee
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
-from gateway.ical.model import Attendee, EventData
+from gateway.ical.model import Attendee, EventData, InvalidCalendarObject, TaskFields
 from gateway.ical.recurrence import Series, rule_texts
-from gateway.ical.structure import CalendarObject, Part, load_object, prop, values
+from gateway.ical.structure import CalendarObject, Part, load_object, prop, tzid_of, values
+from gateway.ical.task_range import TaskTimes, index_range
+from gateway.ical.timing import read_when
+
+# The end column of a task that occupies every window from some point on (its index
+# span has no end).
+FOREVER = datetime(9000, 1, 1, tzinfo=UTC)
+TASK_STATUSES = ("NEEDS-ACTION", "IN-PROCESS", "COMPLETED", "CANCELLED")
 
 DEFAULT_PARTSTAT = "NEEDS-ACTION"  # RFC 5545 3.2.12: the default when PARTSTAT is absent
 
@@ -76,7 +84,7 @@ def _override_order(part: Part) -> tuple[datetime, datetime]:
 
 
 def event_data(calendar_object: CalendarObject) -> EventData:
-    """The CRM fields of an already validated :class:`CalendarObject`."""
+    """The CRM fields of an already validated :class:`CalendarObject` (an event or a task)."""
     series = Series(calendar_object)
     series.check_cost()
     span_start, span_end = series.span()
@@ -85,7 +93,7 @@ def event_data(calendar_object: CalendarObject) -> EventData:
     organizer = prop(main.event, "ORGANIZER")
     rules = rule_texts(main) if calendar_object.master is not None else []
     status = _text(main, "STATUS")
-    return EventData(
+    data = EventData(
         uid=calendar_object.uid,
         title=_text(main, "SUMMARY") or "",
         description=_text(main, "DESCRIPTION"),
@@ -104,16 +112,65 @@ def event_data(calendar_object: CalendarObject) -> EventData:
         sequence=_sequence(main),
         status=status.upper() if status else None,
     )
+    return task_data(calendar_object, data) if calendar_object.component == "VTODO" else data
+
+
+def _instant(calendar_object: CalendarObject, part: Part, name: str) -> datetime | None:
+    value = prop(part.event, name)
+    if value is None:
+        return None
+    return read_when(value.dt, tzid_of(value), calendar_object.resolver).instant
+
+
+def _small_int(part: Part, name: str, high: int) -> int | None:
+    value = prop(part.event, name)
+    if value is None:
+        return None
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise InvalidCalendarObject(f"{name} {str(value)!r} is not a number") from None
+    if not 0 <= number <= high:
+        raise InvalidCalendarObject(f"{name} {number} is not between 0 and {high}")
+    return number
+
+
+def task_data(calendar_object: CalendarObject, data: EventData) -> EventData:
+    """A VTODO's fields, with ``start``/``end`` (and, for a single task, the span) the range
+    RFC 4791 9.9 says it occupies."""
+    main = _main_part(calendar_object)
+    has_start = prop(main.event, "DTSTART") is not None
+    duration = prop(main.event, "DURATION")
+    dtstart = main.timing.start.instant if has_start else None
+    task = TaskFields(
+        dtstart=dtstart,
+        due=_instant(calendar_object, main, "DUE"),
+        completed=_instant(calendar_object, main, "COMPLETED"),
+        priority=_small_int(main, "PRIORITY", 9),
+        percent_complete=_small_int(main, "PERCENT-COMPLETE", 100),
+        status=data.status,
+    )
+    if data.rrule or data.has_overrides:
+        # A recurring task has DTSTART; its instances are indexed from the series.
+        return replace(data, component="VTODO", task=task)
+    low, high = index_range(TaskTimes(
+        dtstart=dtstart,
+        duration=main.timing.length if has_start and duration is not None else None,
+        due=task.due, completed=task.completed,
+        created=_instant(calendar_object, main, "CREATED")))
+    return replace(data, component="VTODO", task=task, start=low,
+                   end=high if high is not None else FOREVER, span_start=low, span_end=high)
 
 
 def parse_event(text: str) -> EventData:
     """Validate a client's calendar object and derive the CRM fields of its entry.
 
     Raises :class:`~gateway.ical.model.InvalidCalendarObject` (``.reason`` says why) for
-    text that is not iCalendar, holds no VEVENT, mixes UIDs, lacks UID or DTSTART, ends
-    before it starts, names a zone nothing defines, has an unusable RRULE or one too costly
+    text that is not iCalendar, holds no VEVENT or VTODO (or both), mixes UIDs, lacks UID
+    or DTSTART (a VEVENT), ends before it starts, names a zone nothing defines, has an unusable RRULE or one too costly
     to expand, or RDATEs of another value type than DTSTART; and
-    :class:`~gateway.ical.model.UnsupportedComponent` for VTODO, VJOURNAL and the like.
+    :class:`~gateway.ical.model.UnsupportedComponent` for VJOURNAL and the like. A VTODO
+    gives ``component="VTODO"`` and its :class:`~gateway.ical.model.TaskFields`.
     Override-only objects (an invitation to one occurrence) take their fields from the
     earliest override.
     """

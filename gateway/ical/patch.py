@@ -73,11 +73,11 @@ def own_lines(lines: list[LogicalLine], block: _Block) -> list[int]:
     return own
 
 
-def master_block(lines: list[LogicalLine]) -> _Block:
-    for block in _blocks(lines, "VEVENT", depth=2):
+def master_block(lines: list[LogicalLine], component: str = "VEVENT") -> _Block:
+    for block in _blocks(lines, component, depth=2):
         if all(lines[i].name != "RECURRENCE-ID" for i in own_lines(lines, block)):
             return block
-    raise PatchRefused("the object has no master VEVENT")  # load_object saw one; defensive
+    raise PatchRefused(f"the object has no master {component}")  # load_object saw one
 
 
 def _timing_changes(
@@ -127,8 +127,15 @@ def _new_properties(
         updates[name] = [] if value is None else [content_line(name, escape_text(value))]
         for shadow in _SHADOWS[name]:
             updates[shadow] = []
+    if calendar_object.component == "VTODO":
+        updates.update(_task_properties(changes))
+    elif any(value is not KEEP for value in (changes.due, changes.completed, changes.priority,
+                                             changes.percent_complete, changes.status)):
+        raise PatchRefused("due, completion, priority and status are fields of tasks")
     tzid = None
     if changes.changes_timing():
+        if calendar_object.component == "VTODO":
+            raise PatchRefused("a task's times are its due date (and start), not start/end")
         (dtstart, dtend), tzid = _timing_changes(calendar_object, current, changes)
         updates.update({"DTSTART": [dtstart], "DTEND": [dtend], "DURATION": []})
     stamp = format_utc(now)
@@ -138,9 +145,29 @@ def _new_properties(
     return updates, tzid
 
 
-def _apply(lines: list[LogicalLine], updates: dict[str, list[str]], newline: str) -> list[str]:
+def _task_properties(changes: EventPatch) -> dict[str, list[str]]:
+    """The VTODO lines a task edit rewrites ([] removes the property)."""
+    updates: dict[str, list[str]] = {}
+    if not isinstance(changes.due, Keep):
+        updates["DUE"] = [] if changes.due is None else [
+            content_line("DUE", format_utc(changes.due))]
+    if not isinstance(changes.completed, Keep):
+        updates["COMPLETED"] = [] if changes.completed is None else [
+            content_line("COMPLETED", format_utc(changes.completed))]
+    for name, number in (("PRIORITY", changes.priority),
+                         ("PERCENT-COMPLETE", changes.percent_complete)):
+        if not isinstance(number, Keep):
+            updates[name] = [] if number is None else [content_line(name, str(number))]
+    if not isinstance(changes.status, Keep):
+        updates["STATUS"] = [] if changes.status is None else [
+            content_line("STATUS", changes.status)]
+    return updates
+
+
+def _apply(lines: list[LogicalLine], updates: dict[str, list[str]], newline: str,
+           component: str = "VEVENT") -> list[str]:
     """The physical text of every logical line, with the master's properties updated."""
-    block = master_block(lines)
+    block = master_block(lines, component)
     own = set(own_lines(lines, block))
     output = [line.raw for line in lines]
     placed: set[str] = set()
@@ -218,7 +245,7 @@ def patch_event(text: str, changes: EventPatch, now: datetime) -> str:
         if (tzid := value.params.get("TZID"))
     }
     lines = logical_lines(text)
-    patched = "".join(_apply(lines, updates, line_ending(text)))
+    patched = "".join(_apply(lines, updates, line_ending(text), calendar_object.component))
     if not changes.changes_timing():
         return patched
     start = current.start if changes.start is KEEP else changes.start

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from gateway.ical.contentlines import content_line, escape_text, join_lines
-from gateway.ical.model import Attendee, Organizer, RenderInput
+from gateway.ical.model import Attendee, Organizer, RenderInput, TaskFields
 from gateway.ical.timezones import output_tzid
 from gateway.ical.timing import all_day_dates, format_date, format_utc, utc_instant, when_line
 from gateway.ical.vtimezone import vtimezone_lines
@@ -58,10 +58,30 @@ def timing_lines(start: datetime, end: datetime, tzid: str | None, all_day: bool
     ]
 
 
+def task_lines(task: TaskFields, tzid: str | None, all_day: bool) -> list[str]:
+    """A VTODO's own properties after its texts: DTSTART, DUE, COMPLETED, PRIORITY,
+    PERCENT-COMPLETE, STATUS, each only when set."""
+    lines: list[str] = []
+    if task.dtstart is not None:
+        lines.append(when_line("DTSTART", task.dtstart, tzid, all_day))
+    if task.due is not None:
+        lines.append(when_line("DUE", task.due, tzid, all_day))
+    if task.completed is not None:  # RFC 5545 3.8.2.1: always UTC
+        lines.append(content_line("COMPLETED", format_utc(task.completed)))
+    if task.priority is not None:
+        lines.append(content_line("PRIORITY", str(task.priority)))
+    if task.percent_complete is not None:
+        lines.append(content_line("PERCENT-COMPLETE", str(task.percent_complete)))
+    if task.status is not None:
+        lines.append(content_line("STATUS", task.status))
+    return lines
+
+
 def event_lines(entry: RenderInput, tzid: str | None) -> list[str]:
-    """The VEVENT's content lines, unfolded, in their fixed order."""
+    """The VEVENT's (or a task's VTODO's) content lines, unfolded, in their fixed order."""
+    component = "VEVENT" if entry.task is None else "VTODO"
     lines = [
-        "BEGIN:VEVENT",
+        f"BEGIN:{component}",
         content_line("UID", escape_text(entry.uid)),
         content_line("DTSTAMP", format_utc(entry.dtstamp)),
     ]
@@ -76,13 +96,16 @@ def event_lines(entry: RenderInput, tzid: str | None) -> list[str]:
         lines.append(content_line("DESCRIPTION", escape_text(entry.description)))
     if entry.location is not None:
         lines.append(content_line("LOCATION", escape_text(entry.location)))
-    lines += timing_lines(entry.start, entry.end, tzid, entry.all_day)
+    if entry.task is None:
+        lines += timing_lines(entry.start, entry.end, tzid, entry.all_day)
+    else:
+        lines += task_lines(entry.task, tzid, entry.all_day)
     if entry.rrule:
         lines.append(content_line("RRULE", entry.rrule.strip().removeprefix("RRULE:")))
     if entry.organizer is not None:
         lines.append(organizer_line(entry.organizer))
     lines += [attendee_line(attendee) for attendee in entry.attendees]
-    lines.append("END:VEVENT")
+    lines.append(f"END:{component}")
     return lines
 
 
@@ -90,8 +113,8 @@ def render_event(entry: RenderInput) -> str:
     """The VCALENDAR text of a CRM-made entry: CRLF line endings, folded at 75 octets.
 
     Timed entries are written in ``entry.tzid`` with a full VTIMEZONE, or in UTC when it
-    is ``None``; all-day entries as VALUE=DATE. Raises ``ValueError`` for naive datetimes
-    or a ``tzid`` the tz database does not know.
+    is ``None``; all-day entries as VALUE=DATE. With ``entry.task`` set it is a VTODO.
+    Raises ``ValueError`` for naive datetimes or a ``tzid`` the tz database does not know.
     """
     lines = [
         "BEGIN:VCALENDAR",
@@ -100,8 +123,12 @@ def render_event(entry: RenderInput) -> str:
         "CALSCALE:GREGORIAN",
     ]
     tzid = output_tzid(entry.tzid)
+    first = entry.start if entry.task is None else (entry.task.dtstart or entry.task.due)
+    if first is None:  # a task with no time needs no zone
+        tzid = None
     if tzid is not None and not entry.all_day:
-        lines += vtimezone_lines(tzid, utc_instant(entry.start).year)
+        assert first is not None
+        lines += vtimezone_lines(tzid, utc_instant(first).year)
     lines += event_lines(entry, tzid)
     lines.append("END:VCALENDAR")
     return join_lines(lines)

@@ -1,8 +1,8 @@
 """Loading and validating one calendar object resource (RFC 4791 4.1).
 
-A resource holds one VCALENDAR with VEVENTs of a single UID: at most one master (no
-RECURRENCE-ID) and any number of overrides, plus the VTIMEZONEs they use. This module
-checks that shape and reads each VEVENT's timing; :mod:`parse`, :mod:`expand` and
+A resource holds one VCALENDAR with VEVENTs (or VTODOs: tasks) of a single UID: at most one
+master (no RECURRENCE-ID) and any number of overrides, plus the VTIMEZONEs they use. This
+module checks that shape and reads each component's timing; :mod:`parse`, :mod:`expand` and
 :mod:`patch` all start here, so a client object is judged the same way everywhere.
 """
 
@@ -12,15 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from icalendar import Calendar, Component, Event, Timezone
+from icalendar import Calendar, Component, Event, Timezone, Todo
 
 from gateway.ical.model import InvalidCalendarObject, UnsupportedComponent
 from gateway.ical.timezones import ZoneResolver
 from gateway.ical.timing import ONE_DAY, When, from_local, read_when
 
-ALLOWED_COMPONENTS = frozenset({"VEVENT", "VTIMEZONE"})
+ALLOWED_COMPONENTS = frozenset({"VEVENT", "VTODO", "VTIMEZONE"})
 # Properties whose parse failure makes the timing of the event unknowable.
 _TIMING_PROPERTIES = ("DTSTART", "DTEND", "DURATION", "RECURRENCE-ID", "RRULE", "RDATE", "EXDATE")
+_TODO_TIMING = (*_TIMING_PROPERTIES, "DUE", "COMPLETED")
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,9 @@ class Timing:
 
 @dataclass(frozen=True)
 class Part:
-    """One VEVENT of the object with its timing read."""
+    """One VEVENT (or VTODO) of the object with its timing read."""
 
-    event: Event
+    event: Component
     timing: Timing
     recurrence_id: When | None = None
     this_and_future: bool = False
@@ -68,6 +69,7 @@ class CalendarObject:
     master: Part | None
     overrides: tuple[Part, ...]  # ordered by RECURRENCE-ID
     resolver: ZoneResolver
+    component: str = "VEVENT"  # or "VTODO"
 
     @property
     def parts(self) -> tuple[Part, ...]:
@@ -99,6 +101,10 @@ def tzid_of(value: Any) -> str | None:
 
 
 _SINGLE_IN_EVENT = ("UID", "DTSTART", "DTEND", "DURATION", "RECURRENCE-ID", "SEQUENCE", "STATUS")
+_SINGLE_IN_TODO = (*_SINGLE_IN_EVENT, "DUE", "COMPLETED", "PRIORITY", "PERCENT-COMPLETE")
+# Where a VTODO with neither DTSTART nor DUE is "placed" for the code that wants an instant;
+# its time-range index comes from gateway.ical.task_range, not from this.
+TASK_PLACEHOLDER = datetime(1900, 1, 1)
 
 
 def _parse(text: str) -> Calendar:
@@ -120,27 +126,35 @@ def _parse(text: str) -> Calendar:
     return calendar
 
 
-def _check_components(calendar: Calendar) -> list[Event]:
-    events: list[Event] = []
+def _check_components(calendar: Calendar) -> tuple[str, list[Component]]:
+    """The object's kind (VEVENT or VTODO) and its components of that kind."""
+    events: list[Component] = []
+    todos: list[Component] = []
     for component in calendar.subcomponents:
         name = (component.name or "").upper()
         if isinstance(component, Event):
             events.append(component)
+        elif isinstance(component, Todo):
+            todos.append(component)
         elif name not in ALLOWED_COMPONENTS and not name.startswith("X-"):
             raise UnsupportedComponent(
-                f"{name} components are not supported: this calendar holds events only"
+                f"{name} components are not supported: calendars hold events or tasks only"
             )
+    if events and todos:
+        raise InvalidCalendarObject("one object must hold events or tasks, not both")
+    if todos:
+        return "VTODO", todos
     if not events:
         raise InvalidCalendarObject("the object has no VEVENT")
-    return events
+    return "VEVENT", events
 
 
-def _check_uid(events: list[Event]) -> str:
+def _check_uid(events: list[Component]) -> str:
     uids: list[str] = []
     for event in events:
         uid = str(prop(event, "UID") or "").strip()
         if not uid:
-            raise InvalidCalendarObject("a VEVENT has no UID")
+            raise InvalidCalendarObject(f"a {event.name} has no UID")
         if uid not in uids:
             uids.append(uid)
     if len(uids) > 1:
@@ -150,13 +164,50 @@ def _check_uid(events: list[Event]) -> str:
     return uids[0]
 
 
-def _timing(event: Event, resolver: ZoneResolver) -> Timing:
+def _check_parsed(event: Component, names: tuple[str, ...] = _TIMING_PROPERTIES) -> None:
     for name, message in event.errors:
-        if name in _TIMING_PROPERTIES:
+        if name in names:
             raw = prop(event, name)
             raw_text = raw[0] if isinstance(raw, list) else raw
             label = "unparsable RRULE" if name == "RRULE" else f"unparsable {name}"
             raise InvalidCalendarObject(f"{label} {str(raw_text)!r}: {message}")
+
+
+def _todo_timing(todo: Component, resolver: ZoneResolver) -> Timing:
+    """A VTODO's DTSTART and length (to DUE, or DURATION); without DTSTART, its DUE as an
+    instant, or a placeholder instant when it has neither (RFC 5545 3.6.2 allows both
+    absent). Only a VTODO with DTSTART may recur (RFC 5545 3.8.5.3)."""
+    _check_parsed(todo, _TODO_TIMING)
+    dtstart, due, duration = prop(todo, "DTSTART"), prop(todo, "DUE"), prop(todo, "DURATION")
+    if due is not None and duration is not None:
+        raise InvalidCalendarObject("a VTODO has both DUE and DURATION")
+    due_when = read_when(due.dt, tzid_of(due), resolver) if due is not None else None
+    if dtstart is None:
+        if prop(todo, "RRULE") is not None:
+            raise InvalidCalendarObject("a recurring VTODO needs a DTSTART")
+        if duration is not None:
+            raise InvalidCalendarObject("a VTODO with DURATION needs a DTSTART")
+        if due_when is not None:
+            return Timing(due_when, timedelta(0))
+        return Timing(read_when(TASK_PLACEHOLDER, None, resolver), timedelta(0))
+    start = read_when(dtstart.dt, tzid_of(dtstart), resolver)
+    if due_when is not None:
+        if due_when.instant < start.instant:
+            raise InvalidCalendarObject(f"DUE {due.dt} is before DTSTART {dtstart.dt}")
+        return Timing(start, due_when.instant - start.instant)
+    if duration is not None:
+        length = duration.dt
+        if not isinstance(length, timedelta) or length < timedelta(0):
+            raise InvalidCalendarObject(f"DURATION {duration.to_ical().decode()} is not a "
+                                        "positive duration")
+        return Timing(start, length, nominal=True)
+    return Timing(start, timedelta(0))
+
+
+def _timing(event: Component, resolver: ZoneResolver) -> Timing:
+    if isinstance(event, Todo):
+        return _todo_timing(event, resolver)
+    _check_parsed(event)
     dtstart = prop(event, "DTSTART")
     if dtstart is None:
         raise InvalidCalendarObject("a VEVENT has no DTSTART")
@@ -181,7 +232,7 @@ def _timing(event: Event, resolver: ZoneResolver) -> Timing:
     return Timing(start, ONE_DAY if start.is_date else timedelta(0))
 
 
-def _part(event: Event, resolver: ZoneResolver) -> Part:
+def _part(event: Component, resolver: ZoneResolver) -> Part:
     timing = _timing(event, resolver)
     recurrence = prop(event, "RECURRENCE-ID")
     if recurrence is None:
@@ -203,9 +254,9 @@ def _check_single(component: Component, names: tuple[str, ...]) -> None:
 def load_object(text: str) -> CalendarObject:
     """Parse and validate a calendar object resource; InvalidCalendarObject when unfit."""
     calendar = _parse(text)
-    events = _check_components(calendar)
+    kind, events = _check_components(calendar)
     for event in events:
-        _check_single(event, _SINGLE_IN_EVENT)
+        _check_single(event, _SINGLE_IN_TODO if kind == "VTODO" else _SINGLE_IN_EVENT)
     for component in calendar.subcomponents:
         if isinstance(component, Timezone):
             _check_single(component, ("TZID",))
@@ -222,7 +273,7 @@ def load_object(text: str) -> CalendarObject:
         part = _part(event, resolver)
         if part.recurrence_id is None:
             if master is not None:
-                raise InvalidCalendarObject("two VEVENTs of one UID have no RECURRENCE-ID")
+                raise InvalidCalendarObject(f"two {kind}s of one UID have no RECURRENCE-ID")
             master = part
             continue
         key = part.recurrence_id.instant
@@ -232,4 +283,4 @@ def load_object(text: str) -> CalendarObject:
             )
         overrides[key] = part
     ordered = tuple(overrides[key] for key in sorted(overrides))
-    return CalendarObject(calendar, uid, master, ordered, resolver)
+    return CalendarObject(calendar, uid, master, ordered, resolver, kind)
