@@ -216,9 +216,16 @@ def test_invalid_objects_are_refused_with_a_reason(name: str, reason: str) -> No
     assert not isinstance(caught.value, UnsupportedComponent)
 
 
-def test_vtodo_is_an_unsupported_component() -> None:
-    with pytest.raises(UnsupportedComponent, match="VTODO components are not supported"):
-        parse_event(fixture("bad_thunderbird_vtodo.ics"))
+def test_a_thunderbird_vtodo_is_a_task_with_its_fields() -> None:
+    # Refused before task types existed; the event calendars still refuse it (the write
+    # checks the calendar's component: tests/test_tasks_caldav.py).
+    data = parse_event(fixture("bad_thunderbird_vtodo.ics"))
+    assert data.component == "VTODO"
+    assert data.task is not None
+    assert (data.title, data.task.priority, data.task.status) == (
+        "Send the offer to ACME", 5, "NEEDS-ACTION")
+    assert data.task.due == datetime(2024, 6, 14, tzinfo=UTC)
+    assert data.task.dtstart is None
 
 
 def test_vjournal_next_to_an_event_is_unsupported() -> None:

@@ -6,10 +6,11 @@ import argparse
 from typing import Any
 
 from gateway.cli.base import Context, Failure, iso, parse_when
-from gateway.diary_types import create_type, get_type, list_types, update_type
+from gateway.diary_types import KINDS, create_type, get_type, list_types, update_type
 from gateway.entries import (
     EntryDraft,
     EntryEdit,
+    TaskDraft,
     all_day_bounds,
     check_tzid,
     create_entry,
@@ -18,6 +19,7 @@ from gateway.entries import (
     list_entries,
     update_entry,
 )
+from gateway.ical import KEEP
 from gateway.models import DiaryEntry, DiaryType
 from gateway.publication import publish_type
 
@@ -29,6 +31,8 @@ def register(commands: Any) -> None:
     add.add_argument("name")
     _syncable_flags(add, default=True)
     add.add_argument("--color", default="#3A87AD", metavar="#RRGGBB")
+    add.add_argument("--kind", choices=KINDS, default="event",
+                     help="event (default) or task: the type's calendars are task lists")
     add.set_defaults(handler=do_type_add)
     sub.add_parser("list", help="list diary types").set_defaults(handler=do_type_list)
     change = sub.add_parser("set", help="change a diary type")
@@ -36,6 +40,7 @@ def register(commands: Any) -> None:
     _syncable_flags(change, default=None)
     change.add_argument("--color", metavar="#RRGGBB")
     change.add_argument("--rename", metavar="NEW")
+    change.add_argument("--kind", choices=KINDS, help="only while the type has no entries")
     change.set_defaults(handler=do_type_set)
 
     entries = commands.add_parser("entries", help="diary entries")
@@ -43,9 +48,10 @@ def register(commands: Any) -> None:
     add = sub.add_parser("add", help="create an entry")
     add.add_argument("--type", required=True, metavar="NAME")
     add.add_argument("--title", required=True)
-    add.add_argument("--start", required=True, metavar="ISO")
-    add.add_argument("--end", required=True, metavar="ISO",
-                     help="end time; with --all-day, the last day (inclusive)")
+    add.add_argument("--start", metavar="ISO", help="required for events; a task's start")
+    add.add_argument("--end", metavar="ISO",
+                     help="end time (events); with --all-day, the last day (inclusive)")
+    _task_flags(add)
     add.add_argument("--organizer", metavar="USERNAME")
     add.add_argument("--attendee", action="append", default=[], metavar="USERNAME_OR_EMAIL")
     add.add_argument("--all-day", action="store_true")
@@ -65,10 +71,26 @@ def register(commands: Any) -> None:
     change.add_argument("--start", metavar="ISO")
     change.add_argument("--end", metavar="ISO")
     change.add_argument("--type", metavar="NAME")
+    _task_flags(change)
+    change.add_argument("--no-due", action="store_true", help="tasks: remove the due date")
     change.set_defaults(handler=do_entry_set)
     delete = sub.add_parser("delete", help="delete an entry")
     delete.add_argument("id", type=int)
     delete.set_defaults(handler=do_entry_delete)
+
+
+def _task_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--due", metavar="ISO", help="tasks: the due date")
+    parser.add_argument("--priority", type=int, metavar="0-9",
+                        help="tasks: 1 highest, 9 lowest, 0 none")
+    parser.add_argument("--status", metavar="STATUS", type=str.upper,
+                        help="tasks: NEEDS-ACTION, IN-PROCESS, COMPLETED or CANCELLED")
+    parser.add_argument("--percent", type=int, metavar="0-100", help="tasks: percent complete")
+
+
+def _task_args(args: argparse.Namespace) -> bool:
+    return any(getattr(args, name, None) not in (None, False)
+               for name in ("due", "priority", "status", "percent", "no_due"))
 
 
 def _syncable_flags(parser: argparse.ArgumentParser, default: bool | None) -> None:
@@ -81,17 +103,19 @@ def _syncable_flags(parser: argparse.ArgumentParser, default: bool | None) -> No
 
 def describe_type(diary_type: DiaryType) -> dict[str, Any]:
     return {"name": diary_type.name, "slug": diary_type.slug, "color": diary_type.color,
-            "syncable": diary_type.syncable}
+            "syncable": diary_type.syncable, "kind": diary_type.kind}
 
 
 def _type_line(diary_type: DiaryType) -> str:
     state = "syncable" if diary_type.syncable else "not syncable"
-    return f"{diary_type.name:<24} {diary_type.slug:<24} {diary_type.color}  {state}"
+    return (f"{diary_type.name:<24} {diary_type.slug:<24} {diary_type.color}  "
+            f"{diary_type.kind:<5}  {state}")
 
 
 def do_type_add(context: Context, args: argparse.Namespace) -> int:
     with context.store.transaction() as session:
-        diary_type = create_type(session, args.name, syncable=args.syncable, color=args.color)
+        diary_type = create_type(session, args.name, syncable=args.syncable, color=args.color,
+                                 kind=args.kind)
         data = describe_type(diary_type)
     context.emit(data, f"created diary type {data['name']} ({data['slug']})")
     return 0
@@ -108,7 +132,7 @@ def do_type_set(context: Context, args: argparse.Namespace) -> int:
     with context.store.transaction() as session:
         diary_type = get_type(session, args.name)
         if update_type(session, diary_type, rename=args.rename, color=args.color,
-                       syncable=args.syncable):
+                       syncable=args.syncable, kind=args.kind):
             publish_type(session, diary_type)
         data = describe_type(diary_type)
         line = _type_line(diary_type)
@@ -117,12 +141,20 @@ def do_type_set(context: Context, args: argparse.Namespace) -> int:
 
 
 def describe_entry(entry: DiaryEntry) -> dict[str, Any]:
+    if entry.type.kind == "task":  # its start/end columns are its time-range index
+        start = iso(entry.task_start_utc) if entry.task_start_utc else None
+        return {**_entry_fields(entry), "start": start, "end": None}
+    return _entry_fields(entry)
+
+
+def _entry_fields(entry: DiaryEntry) -> dict[str, Any]:
     return {
         "id": entry.id, "uid": entry.uid, "type": entry.type.name, "title": entry.title,
         "start": iso(entry.start_utc), "end": iso(entry.end_utc), "tzid": entry.tzid,
         "all_day": entry.all_day, "rrule": entry.rrule, "origin": entry.origin,
         "organizer": entry.organizer.username if entry.organizer else entry.organizer_email,
         "location": entry.location,
+        **({"task": describe_task(entry)} if entry.type.kind == "task" else {}),
         "participants": [
             {"email": p.email, "partstat": p.partstat,
              "kind": "user" if p.user_id else "contact" if p.contact_id else "external"}
@@ -131,7 +163,20 @@ def describe_entry(entry: DiaryEntry) -> dict[str, Any]:
     }
 
 
+def describe_task(entry: DiaryEntry) -> dict[str, Any]:
+    return {"start": iso(entry.task_start_utc) if entry.task_start_utc else None,
+            "due": iso(entry.due_utc) if entry.due_utc else None,
+            "completed": iso(entry.completed_utc) if entry.completed_utc else None,
+            "priority": entry.priority, "status": entry.status,
+            "percent_complete": entry.percent_complete}
+
+
 def _entry_line(entry: DiaryEntry) -> str:
+    if entry.type.kind == "task":
+        due = entry.due_utc.strftime("%Y-%m-%d %H:%MZ") if entry.due_utc else "no due date"
+        who = entry.organizer.username if entry.organizer else entry.organizer_email or "-"
+        return (f"{entry.id:>5}  {due:<17} {entry.type.name:<14} {who:<12} {entry.title} "
+                f"[{entry.status or 'NEEDS-ACTION'}]")
     when = (entry.start_utc.date().isoformat() if entry.all_day
             else entry.start_utc.strftime("%Y-%m-%d %H:%MZ"))
     who = entry.organizer.username if entry.organizer else entry.organizer_email or "automation"
@@ -140,6 +185,8 @@ def _entry_line(entry: DiaryEntry) -> str:
 
 
 def _bounds(args: argparse.Namespace, tzid: str | None) -> tuple[Any, Any]:
+    if args.start is None or args.end is None:
+        raise Failure("an event needs --start and --end (tasks: --due, --start)")
     start, end = parse_when(args.start, tzid), parse_when(args.end, tzid)
     if args.all_day:
         if "T" in args.start or "T" in args.end:
@@ -150,12 +197,27 @@ def _bounds(args: argparse.Namespace, tzid: str | None) -> tuple[Any, Any]:
 
 def do_entry_add(context: Context, args: argparse.Namespace) -> int:
     tzid = check_tzid(args.tz)
-    start, end = _bounds(args, None if args.all_day else tzid)
+    with context.store.reading() as session:
+        kind = get_type(session, args.type).kind
+    task = None
+    if kind == "task":
+        if args.end is not None or args.all_day:
+            raise Failure(f"{args.type} is a task type: give --due (and --start), not --end")
+        start = parse_when(args.start, tzid) if args.start else None
+        end = None
+        task = TaskDraft(start=start, due=parse_when(args.due, tzid) if args.due else None,
+                         priority=args.priority, status=args.status,
+                         percent_complete=args.percent)
+    elif _task_args(args):
+        raise Failure(f"{args.type} is an event type: --due, --priority, --status and "
+                      "--percent are for task types")
+    else:
+        start, end = _bounds(args, None if args.all_day else tzid)
     draft = EntryDraft(
         type_name=args.type, title=args.title, start=start, end=end,
         organizer=args.organizer, attendees=tuple(args.attendee), all_day=args.all_day,
         rrule=args.rrule, tzid=tzid, location=args.location, description=args.description,
-        automation=args.automation,
+        automation=args.automation, task=task,
     )
     with context.store.transaction() as session:
         entry = create_entry(session, draft)
@@ -175,11 +237,19 @@ def do_entry_set(context: Context, args: argparse.Namespace) -> int:
     with context.store.transaction() as session:
         entry = get_entry(session, args.id)
         zone = None if entry.all_day else entry.tzid
+        due: Any = KEEP
+        if args.no_due:
+            due = None
+        elif args.due:
+            due = parse_when(args.due, zone)
         edit = EntryEdit(
             title=args.title,
             start=parse_when(args.start, zone) if args.start else None,
             end=parse_when(args.end, zone) if args.end else None,
-            type_name=args.type,
+            type_name=args.type, due=due,
+            priority=KEEP if args.priority is None else args.priority,
+            status=KEEP if args.status is None else args.status,
+            percent_complete=KEEP if args.percent is None else args.percent,
         )
         update_entry(session, entry, edit)
         data = describe_entry(entry)

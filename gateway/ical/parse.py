@@ -167,8 +167,8 @@ def parse_event(text: str) -> EventData:
 
     Raises :class:`~gateway.ical.model.InvalidCalendarObject` (``.reason`` says why) for
     text that is not iCalendar, holds no VEVENT or VTODO (or both), mixes UIDs, lacks UID
-    or DTSTART (a VEVENT), ends before it starts, names a zone nothing defines, has an unusable RRULE or one too costly
-    to expand, or RDATEs of another value type than DTSTART; and
+    or DTSTART (a VEVENT), ends before it starts, names a zone nothing defines, has an
+    unusable RRULE or one too costly to expand, or RDATEs of another value type than DTSTART; and
     :class:`~gateway.ical.model.UnsupportedComponent` for VJOURNAL and the like. A VTODO
     gives ``component="VTODO"`` and its :class:`~gateway.ical.model.TaskFields`.
     Override-only objects (an invitation to one occurrence) take their fields from the

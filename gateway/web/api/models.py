@@ -110,12 +110,16 @@ class BccAddressOut(BaseModel):
 # --- diary types, accounts, contacts --------------------------------------------------------
 
 
+Kind = Literal["event", "task"]
+
+
 class DiaryTypeOut(BaseModel):
     id: int
     name: str
     slug: str
     color: str
     syncable: bool
+    kind: Kind = Field(description="task: the type's calendars are task lists (VTODO)")
 
 
 Color = Annotated[str, StringConstraints(pattern=r"^#[0-9A-Fa-f]{6}$")]
@@ -125,12 +129,14 @@ class DiaryTypeCreate(Request):
     name: TypeName
     color: Color = "#3A87AD"
     syncable: bool = True
+    kind: Kind = "event"
 
 
 class DiaryTypePatch(Request):
     name: TypeName | None = None
     color: Color | None = None
     syncable: bool | None = None
+    kind: Kind | None = Field(None, description="only while the type has no entries (else 409)")
 
 
 class AccountOut(BaseModel):
@@ -189,13 +195,24 @@ class ParticipantOut(BaseModel):
     kind: Literal["user", "contact", "external"]
 
 
+TaskStatus = Literal["NEEDS-ACTION", "IN-PROCESS", "COMPLETED", "CANCELLED"]
+
+
+class TaskOut(BaseModel):
+    due: datetime | None
+    completed: datetime | None = Field(description="when it was completed")
+    priority: int | None = Field(description="1 highest to 9 lowest, 0 none")
+    status: str | None
+    percent_complete: int | None
+
+
 class EntryOut(BaseModel):
     id: int
     uid: str
     type: str
     title: str
-    start: datetime
-    end: datetime
+    start: datetime | None = Field(description="a task's start, null when it has none")
+    end: datetime | None = Field(description="null for tasks (see task.due)")
     tzid: str | None
     all_day: bool
     rrule: str | None
@@ -207,13 +224,23 @@ class EntryOut(BaseModel):
     revision: int
     etag: str
     read_only: str | None = Field(description="why the CRM side may not change it; null if it may")
+    task: TaskOut | None = Field(description="the task's fields (entries of task types)")
+
+
+Priority = Annotated[int, Field(ge=0, le=9)]
+Percent = Annotated[int, Field(ge=0, le=100)]
 
 
 class EntryCreate(Request):
     type: TypeName
     title: Title
-    start: Moment
-    end: Moment = Field(description="with all_day: the last day (inclusive)")
+    start: Moment | None = Field(None, description="required for events; optional for tasks")
+    end: Moment | None = Field(None, description="events (required): with all_day, the last "
+                               "day (inclusive)")
+    due: Moment | None = Field(None, description="tasks: the due date")
+    priority: Priority | None = Field(None, description="tasks: 1 highest to 9 lowest, 0 none")
+    status: TaskStatus | None = Field(None, description="tasks (default NEEDS-ACTION)")
+    percent_complete: Percent | None = Field(None, description="tasks")
     organizer: Short | None = Field(None, description="username; required unless automation")
     attendees: list[Email] = Field(default_factory=list, max_length=100,
                                           description="usernames or emails")
@@ -229,9 +256,13 @@ class EntryCreate(Request):
 
 class EntryPatch(Request):
     title: Title | None = None
-    start: Moment | None = None
-    end: Moment | None = None
-    type: TypeName | None = None
+    start: Moment | None = Field(None, description="events")
+    end: Moment | None = Field(None, description="events")
+    type: TypeName | None = Field(None, description="a type of the same kind")
+    due: Moment | None = Field(None, description="tasks; null removes the due date")
+    priority: Priority | None = Field(None, description="tasks; null removes it")
+    status: TaskStatus | None = Field(None, description="tasks: COMPLETED records when")
+    percent_complete: Percent | None = Field(None, description="tasks; null removes it")
 
 
 # --- activities and the inbound queue -------------------------------------------------------

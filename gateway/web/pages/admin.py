@@ -89,11 +89,12 @@ def console(page: Page, status: int = 200, **extra: Any) -> Response:
 
 def add_type(page: Page) -> Response:
     admin_only(page)
-    form = {name: page.request.form.get(name, "").strip() for name in ("name", "color")}
+    form = {name: page.request.form.get(name, "").strip() for name in ("name", "color", "kind")}
     try:
         with page.app.store.transaction() as session:
             create_type(session, form["name"], color=form["color"] or "#3A87AD",
-                        syncable=page.request.form.get("syncable") == "on")
+                        syncable=page.request.form.get("syncable") == "on",
+                        kind=form["kind"] or "event")
     except DomainError as exc:
         return console(page, 400, form=form, errors={"new-type": str(exc)})
     return page.redirect(CONSOLE + "#types")

@@ -37,7 +37,7 @@ CREATED = {"status": 201, "request_headers": ("Idempotency-Key",),
 
 def type_out(row: DiaryType) -> DiaryTypeOut:
     return DiaryTypeOut(id=row.id, name=row.name, slug=row.slug, color=row.color,
-                        syncable=row.syncable)
+                        syncable=row.syncable, kind="task" if row.kind == "task" else "event")
 
 
 def account_out(row: Account) -> AccountOut:
@@ -64,7 +64,8 @@ def list_diary_types(call: Call) -> Page[DiaryTypeOut]:
        "calendar)", tag="diary-types", response=DiaryTypeOut, body=DiaryTypeCreate, **CREATED)
 def create_diary_type(call: Call) -> Reply:
     body: DiaryTypeCreate = call.body
-    row = create_type(call.session, body.name, syncable=body.syncable, color=body.color)
+    row = create_type(call.session, body.name, syncable=body.syncable, color=body.color,
+                      kind=body.kind)
     return Reply(type_out(row), headers={"Location": f"/api/v1/diary-types/{row.id}"})
 
 
@@ -79,7 +80,7 @@ def update_diary_type(call: Call) -> DiaryTypeOut:
     body: DiaryTypePatch = call.body
     row = get_type_by_id(call.session, call.params["type_id"])
     if update_type(call.session, row, rename=body.name, color=body.color,
-                   syncable=body.syncable):
+                   syncable=body.syncable, kind=body.kind):
         publish_type(call.session, row)
     return type_out(row)
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from datetime import UTC
 
+from gateway.diary_types import get_type
 from gateway.entries import (
     EntryDraft,
     EntryEdit,
+    TaskDraft,
     all_day_bounds,
     check_crm_writable,
     create_entry,
@@ -21,8 +23,9 @@ from gateway.entries import (
     page_entries,
     update_entry,
 )
-from gateway.errors import ReadOnly
+from gateway.errors import Invalid, ReadOnly
 from gateway.export import download_name, entry_ics
+from gateway.ical import KEEP
 from gateway.models import DiaryEntry
 from gateway.preconditions import Precondition
 from gateway.users import get_user
@@ -35,6 +38,7 @@ from gateway.web.api.models import (
     ExportQuery,
     Page,
     ParticipantOut,
+    TaskOut,
 )
 from gateway.web.api.routing import Call, Reply, entity_path, route
 
@@ -54,10 +58,21 @@ def read_only_reason(entry: DiaryEntry) -> str | None:
     return None
 
 
+def task_out(entry: DiaryEntry) -> TaskOut | None:
+    if entry.type.kind != "task":
+        return None
+    return TaskOut(due=entry.due_utc, completed=entry.completed_utc, priority=entry.priority,
+                   status=entry.status, percent_complete=entry.percent_complete)
+
+
 def entry_out(entry: DiaryEntry) -> EntryOut:
+    task = task_out(entry)
+    # A task's start/end columns are the range it occupies for time-range queries.
+    start = entry.task_start_utc if task is not None else entry.start_utc
     return EntryOut(
         id=entry.id, uid=entry.uid, type=entry.type.name, title=entry.title,
-        start=entry.start_utc, end=entry.end_utc, tzid=entry.tzid, all_day=entry.all_day,
+        start=start, end=None if task is not None else entry.end_utc, tzid=entry.tzid,
+        all_day=entry.all_day, task=task,
         rrule=entry.rrule, location=entry.location, description=entry.description,
         organizer=entry.organizer.username if entry.organizer else entry.organizer_email,
         origin="calendar" if entry.origin == "calendar" else "crm",
@@ -92,14 +107,25 @@ def list_entries(call: Call) -> Page[EntryOut]:
        request_headers=("Idempotency-Key",), response_headers=("ETag", "Location"))
 def create_entry_(call: Call) -> Reply:
     body: EntryCreate = call.body
-    start, end = body.start.astimezone(UTC), body.end.astimezone(UTC)
-    if body.all_day:
+    start = body.start.astimezone(UTC) if body.start else None
+    end = body.end.astimezone(UTC) if body.end else None
+    task: TaskDraft | None = None
+    if get_type(call.session, body.type).kind == "task":
+        if end is not None or body.all_day:
+            raise Invalid(f"{body.type} is a task type: give due (and start), not end")
+        task = TaskDraft(start=start, due=body.due.astimezone(UTC) if body.due else None,
+                         priority=body.priority, status=body.status,
+                         percent_complete=body.percent_complete)
+    elif _task_fields_in(body, body.model_fields_set):
+        raise Invalid(f"{body.type} is an event type: due, priority, status and "
+                      "percent_complete are for task types")
+    elif body.all_day and start is not None and end is not None:
         start, end = all_day_bounds(start, end)
     draft = EntryDraft(
         type_name=body.type, title=body.title, start=start, end=end,
         organizer=body.organizer, attendees=tuple(body.attendees), all_day=body.all_day,
         rrule=body.rrule, tzid=body.tzid, location=body.location,
-        description=body.description, automation=body.automation,
+        description=body.description, automation=body.automation, task=task,
     )
     return _answer(create_entry(call.session, draft, origin="api"), 201)
 
@@ -108,6 +134,10 @@ def create_entry_(call: Call) -> Reply:
        response_headers=("ETag",))
 def get_entry_(call: Call) -> Reply:
     return _answer(get_entry(call.session, call.params["entry_id"]))
+
+
+def _task_fields_in(body: EntryCreate | EntryPatch, given: set[str]) -> bool:
+    return bool(given & {"due", "priority", "status", "percent_complete"})
 
 
 def _writable(call: Call) -> DiaryEntry:
@@ -122,11 +152,16 @@ def _writable(call: Call) -> DiaryEntry:
 def update_entry_(call: Call) -> Reply:
     body: EntryPatch = call.body
     entry = _writable(call)
+    given = body.model_fields_set
     edit = EntryEdit(
         title=body.title,
         start=body.start.astimezone(UTC) if body.start else None,
         end=body.end.astimezone(UTC) if body.end else None,
         type_name=body.type,
+        due=(body.due.astimezone(UTC) if body.due else None) if "due" in given else KEEP,
+        priority=body.priority if "priority" in given else KEEP,
+        status=body.status if body.status is not None else KEEP,
+        percent_complete=body.percent_complete if "percent_complete" in given else KEEP,
     )
     return _answer(update_entry(call.session, entry, edit, origin="api"))
 
