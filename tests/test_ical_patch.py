@@ -195,7 +195,7 @@ def test_refused_patches(name: str, changes: EventPatch, reason: str) -> None:
 
 def test_invalid_stored_object_is_reported() -> None:
     with pytest.raises(InvalidCalendarObject):
-        patch_event(fixture("bad_thunderbird_vtodo.ics"), EventPatch(title="x"), NOW)
+        patch_event(fixture("bad_no_dtstart.ics"), EventPatch(title="x"), NOW)
 
 
 def test_now_must_be_aware() -> None:
