@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from gateway.calendars import CalendarView, items_in_range, user_calendars
 from gateway.clock import utcnow
 from gateway.errors import Conflict
-from gateway.ical import Attendee, Organizer, RenderInput, render_event, view_for
+from gateway.ical import Attendee, Organizer, RenderInput, TaskFields, render_event, view_for
 from gateway.models import DiaryEntry, User
 
 PRODID = "-//crm-gateway//feed//EN"
@@ -108,6 +108,10 @@ def entry_ics(entry: DiaryEntry, downloader_id: int | None) -> str:
         sequence=entry.sequence, dtstamp=entry.updated_at.replace(microsecond=0),
         created=entry.created_at.replace(microsecond=0),
         last_modified=entry.updated_at.replace(microsecond=0),
+        task=TaskFields(dtstart=entry.task_start_utc, due=entry.due_utc,
+                        completed=entry.completed_utc, priority=entry.priority,
+                        percent_complete=entry.percent_complete, status=entry.status)
+        if entry.type.kind == "task" else None,
     ))
     calendar = Calendar.from_ical(text)
     calendar.add("METHOD", "PUBLISH")
@@ -164,6 +168,8 @@ def feed_body(session: Session, user: User, window: Window) -> tuple[str, str]:
     zones: dict[str, Component] = {}
     entries: list[Component] = []
     for calendar in calendars:
+        if calendar.component != "VEVENT":  # task lists: a feed is what calendars subscribe to
+            continue
         for item, _exact in items_in_range(session, calendar, window.start, window.end):
             try:
                 parsed = Calendar.from_ical(

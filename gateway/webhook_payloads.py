@@ -34,9 +34,19 @@ def entry_changed(session: Session, change: str, entry: DiaryEntry, origin: str)
     assert origin in ORIGINS, origin
     if not listening(session, event_type):
         return
+    task = entry.type is not None and entry.type.kind == "task"
+    # A task's start/end columns are its time-range index: it reports its own fields.
+    times: dict[str, object] = {"start": iso(entry.start_utc), "end": iso(entry.end_utc)}
+    if task:
+        times = {"start": iso(entry.task_start_utc) if entry.task_start_utc else None,
+                 "end": None, "task": {
+                     "due": iso(entry.due_utc) if entry.due_utc else None,
+                     "completed": iso(entry.completed_utc) if entry.completed_utc else None,
+                     "priority": entry.priority, "status": entry.status,
+                     "percent_complete": entry.percent_complete}}
     emit(session, event_type, {
-        "id": entry.id, "uid": entry.uid, "title": entry.title,
-        "start": iso(entry.start_utc), "end": iso(entry.end_utc), "all_day": entry.all_day,
+        "id": entry.id, "uid": entry.uid, "title": entry.title, **times,
+        "all_day": entry.all_day,
         "type": entry.type.name if entry.type is not None else None,
         "owner": _username(session, entry.owner_user_id),
         "organizer": entry.organizer_email, "origin": origin,

@@ -94,6 +94,10 @@ def test_the_api_makes_a_task_type_and_tasks(api: Api) -> None:
     assert (body["start"], body["end"]) == (None, None)
     assert body["task"] == {"due": "2026-12-10T17:00:00Z", "completed": None, "priority": 1,
                             "status": "NEEDS-ACTION", "percent_complete": None}
+    download = api.get(f"/entries/{body['id']}/ics")
+    assert download.status_code == 200, download.text
+    assert "BEGIN:VTODO" in download.text and "BEGIN:VEVENT" not in download.text
+    assert "DUE:20261210T170000Z" in download.text
     changed = api.patch(f"/entries/{body['id']}", json={"status": "COMPLETED", "due": None},
                         headers={"If-Match": task.headers["ETag"]})
     assert changed.status_code == 200, changed.text
