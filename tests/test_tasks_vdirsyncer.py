@@ -7,16 +7,22 @@ changes from both sides, and a second one must change nothing on either side.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 import requests
-from caldav_peer import Gateway, Rep, new_rep, start_gateway, stop_gateway
+from caldav_peer import Gateway, Rep, event, new_rep, start_gateway, stop_gateway
 from sqlalchemy import select
+from vdirsyncer.exceptions import NotFoundError, PreconditionFailed
+from vdirsyncer.storage.dav import CalDAVStorage
+from vdirsyncer.vobject import Item
 
 from gateway.diary_types import create_type
 from gateway.entries import (
@@ -162,3 +168,82 @@ def test_vdirsyncer_syncs_a_task_list_both_ways_and_converges(
     vdirsyncer(tmp_path, "sync")
     assert crm(gateway, rep) == rows
     assert {uid: text for uid, (_, text) in local(tmp_path).items()} == before
+
+
+# --- vdirsyncer's storage operations on a task list, as its own storage tests run them -------
+
+
+def storage_run(gateway: Gateway, rep: Rep, operations: Callable[[CalDAVStorage], Any],
+                **options: Any) -> Any:
+    """Run ``operations`` (a coroutine function) on vdirsyncer's CalDAV storage of the rep's
+    task list, with its own aiohttp session."""
+
+    async def run() -> Any:
+        async with aiohttp.TCPConnector(limit=4) as connector:
+            storage = CalDAVStorage(url=f"{gateway.url}{rep.username}/follow-ups/",
+                                    username=rep.username, password=rep.password,
+                                    connector=connector, **options)
+            return await operations(storage)
+
+    return asyncio.run(run())
+
+
+def test_vdirsyncer_storage_uploads_updates_and_deletes_tasks(gateway: Gateway) -> None:
+    rep = new_rep(gateway.store)
+
+    async def operations(storage: CalDAVStorage) -> None:
+        href, etag = await storage.upload(Item(todo("op@vdir", "First")))
+        item, got_etag = await storage.get(href)
+        assert got_etag == etag and item.uid == "op@vdir"
+        assert "SUMMARY:First" in item.raw
+        assert [(h, e) async for h, e in storage.list()] == [(href, etag)]
+        with pytest.raises(aiohttp.ClientResponseError, match="409"):  # no-uid-conflict
+            await storage.upload(Item(todo("op@vdir", "Again")))
+        new_etag = await storage.update(href, Item(todo("op@vdir", "Second")), etag)
+        assert new_etag != etag
+        with pytest.raises(PreconditionFailed):
+            await storage.update(href, Item(todo("op@vdir", "Stale")), etag)
+        fetched = [(h, i.uid) async for h, i, _e in storage.get_multi([href])]
+        assert fetched == [(href, "op@vdir")]
+        with pytest.raises(PreconditionFailed):
+            await storage.delete(href, etag)
+        await storage.delete(href, new_etag)
+        with pytest.raises(NotFoundError):
+            await storage.get(href)
+        assert [h async for h, _e in storage.list()] == []
+
+    storage_run(gateway, rep, operations, item_types=("VTODO",))
+    assert crm(gateway, rep) == {}
+
+
+def test_vdirsyncer_item_types_and_date_range_on_a_task_list(gateway: Gateway) -> None:
+    rep = new_rep(gateway.store)
+    uploaded: dict[str, str] = {}
+
+    async def upload(storage: CalDAVStorage) -> None:
+        for uid, summary in (("soon@vdir", "Due soon"), ("undated@vdir", "Someday")):
+            body = todo(uid, summary)
+            if uid == "undated@vdir":
+                body = body.replace("DUE:20261215T170000Z\r\n", "")
+            href, _etag = await storage.upload(Item(body))
+            uploaded[uid] = href
+        with pytest.raises(aiohttp.ClientResponseError, match="403"):
+            await storage.upload(Item(event("event@vdir", "Not a task")))
+
+    storage_run(gateway, rep, upload)
+
+    async def listing(storage: CalDAVStorage) -> set[str]:
+        return {href async for href, _etag in storage.list()}
+
+    assert storage_run(gateway, rep, listing, item_types=("VTODO",)) == set(uploaded.values())
+    assert storage_run(gateway, rep, listing, item_types=("VEVENT",)) == set()
+    # vdirsyncer's start_date/end_date: a VTODO time range (RFC 4791 9.9).
+    ranged = {"start_date": datetime(2026, 12, 14, tzinfo=UTC),
+              "end_date": datetime(2026, 12, 16, tzinfo=UTC)}
+    assert storage_run(gateway, rep, listing, item_types=("VTODO",), **ranged) == set(
+        uploaded.values())
+    later = {"start_date": datetime(2027, 1, 1, tzinfo=UTC),
+             "end_date": datetime(2027, 1, 2, tzinfo=UTC)}
+    assert storage_run(gateway, rep, listing, item_types=("VTODO",), **later) == {
+        uploaded["undated@vdir"]}
+    assert {uid for uid in crm(gateway, rep)} == {"soon@vdir", "undated@vdir"}
