@@ -188,6 +188,11 @@ def _entry_for_uid(
         if not live.type.syncable:
             raise UidConflict(f"the event {uid} is already entry {live.id} of type "
                               f"{live.type.name}, which is not synced to calendars")
+        if ("VTODO" if live.type.kind == "task" else "VEVENT") != calendar.component:
+            # An event does not become a task (or the reverse) by its UID.
+            raise UidConflict(f"{uid} is already entry {live.id} of type {live.type.name}, "
+                              f"a {live.type.kind}; give the new object its own UID",
+                              (live.type.slug, live.href))
         return live
     _refuse_foreign(session, user, uid)
     return session.scalar(

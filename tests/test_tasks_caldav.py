@@ -273,3 +273,36 @@ def test_time_range_queries_on_a_task_list_follow_rfc_4791_9_9(
         == {"done", "undated"}
     assert found(datetime(2030, 1, 1, tzinfo=UTC), datetime(2030, 1, 2, tzinfo=UTC)) \
         == {"undated"}
+
+
+def test_a_task_does_not_move_into_an_event_calendar(gateway: Gateway, rep: Rep) -> None:
+    assert put(gateway, rep, "to-do", "mover.ics", todo("mover@tasks")).status_code == 201
+    moved = requests.request(
+        "MOVE", f"{gateway.url}{rep.username}/to-do/mover.ics", auth=rep.auth, timeout=10,
+        headers={"Destination": f"{gateway.url}{rep.username}/meeting/mover.ics"})
+    assert moved.status_code == 403
+    assert "supported-calendar-component" in moved.text
+    # Nor by its UID (Thunderbird moves by PUT then DELETE): a 409 naming the task.
+    answer = put(gateway, rep, "meeting", "mover.ics", event("mover@tasks"))
+    assert answer.status_code == 409
+    assert "no-uid-conflict" in answer.text and "to-do/mover.ics" in answer.text
+    entry = row(gateway, "mover@tasks")
+    assert entry is not None and entry.href == "mover.ics"
+    with gateway.store.reading() as session:
+        assert session.get_one(DiaryEntry, entry.id).type.kind == "task"
+
+
+def test_sync_collection_on_a_task_list_reports_crm_changes(
+        gateway: Gateway, rep: Rep, client: caldav.DAVClient) -> None:
+    assert put(gateway, rep, "to-do", "synced.ics", todo("synced@tasks")).status_code == 201
+    tasks = task_list(client)
+    first = tasks.objects_by_sync_token(load_objects=True)
+    assert [str(o.icalendar_component["UID"]) for o in first] == ["synced@tasks"]
+    entry = row(gateway, "synced@tasks")
+    assert entry is not None
+    with gateway.store.transaction() as session:
+        update_entry(session, session.get_one(DiaryEntry, entry.id), EntryEdit(priority=4))
+    changed = tasks.objects_by_sync_token(sync_token=first.sync_token, load_objects=True)
+    assert [int(o.icalendar_component["PRIORITY"]) for o in changed] == [4]
+    unchanged = tasks.objects_by_sync_token(sync_token=changed.sync_token)
+    assert list(unchanged) == []
