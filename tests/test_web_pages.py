@@ -452,6 +452,24 @@ def test_admin_makes_a_type_not_syncable_and_the_client_loses_it(
     assert kind not in calendar_names(site, rep, password)
 
 
+def test_admin_adds_a_task_type_and_the_rep_gets_a_task_list(browser: Any, site: Gateway
+                                                            ) -> None:
+    admin = unique("tia")
+    sign_up(browser, site, admin, "tias web password", admin=True)
+    password = create_app_password(browser, "phone")
+    browser.get(site.url + "admin/")
+    name = unique("Chores")
+    browser.find_element(By.ID, "new-type-name").send_keys(name)
+    Select(browser.find_element(By.ID, "new-type-kind")).select_by_value("task")
+    submit(browser, By.ID, "add-type")
+    row = browser.find_element(By.CSS_SELECTOR, f'#type-table tr[data-type="{name.lower()}"]')
+    assert "tasks" in row.text
+    with caldav.DAVClient(url=site.url, username=admin, password=password) as client:
+        lists = {c.get_display_name(): c.get_supported_components()
+                 for c in client.principal().calendars()}
+    assert lists[name] == ["VTODO"]
+
+
 def test_admin_forms_show_errors_inline_and_invite(browser: Any, site: Gateway) -> None:
     admin = unique("bea")
     sign_up(browser, site, admin, "beas web password", admin=True)
