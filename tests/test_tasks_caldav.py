@@ -306,3 +306,33 @@ def test_sync_collection_on_a_task_list_reports_crm_changes(
     assert [int(o.icalendar_component["PRIORITY"]) for o in changed] == [4]
     unchanged = tasks.objects_by_sync_token(sync_token=changed.sync_token)
     assert list(unchanged) == []
+
+
+OPEN_TASKS = """<?xml version="1.0" encoding="utf-8"?>
+<C:calendar-query xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">
+  <D:prop><D:getetag/></D:prop>
+  <C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VTODO">
+    <C:prop-filter name="COMPLETED"><C:is-not-defined/></C:prop-filter>
+    <C:prop-filter name="STATUS">
+      <C:text-match negate-condition="yes">CANCELLED</C:text-match>
+    </C:prop-filter>
+  </C:comp-filter></C:comp-filter></C:filter>
+</C:calendar-query>"""
+
+
+def test_the_open_tasks_query_task_apps_send_leaves_done_ones_out(
+        gateway: Gateway, rep: Rep) -> None:
+    # Apple Reminders and tasks.org ask for tasks without COMPLETED and not CANCELLED.
+    for name, times in (("open", "STATUS:NEEDS-ACTION\r\n"),
+                        ("done", "STATUS:COMPLETED\r\nCOMPLETED:20261202T100000Z\r\n"),
+                        ("dropped", "STATUS:CANCELLED\r\n")):
+        assert put(gateway, rep, "to-do", f"{name}.ics",
+                   todo(f"{name}-{rep.username}@tasks", name, times)).status_code == 201
+    answer = requests.request(
+        "REPORT", f"{gateway.url}{rep.username}/to-do/", auth=rep.auth, timeout=10,
+        headers={"Depth": "1", "Content-Type": "application/xml; charset=utf-8"},
+        data=OPEN_TASKS.encode())
+    assert answer.status_code == 207, answer.text
+    hrefs = {(h.text or "").rsplit("/", 1)[-1]
+             for h in ElementTree.fromstring(answer.content).iter("{DAV:}href")}
+    assert hrefs == {"open.ics"}
