@@ -102,3 +102,33 @@ def test_the_outbound_mail_migration_goes_down_and_up_again(empty_database_url: 
                                  "VALUES (true, 'sometimes')"))
     finally:
         store.dispose()
+
+
+@pytest.mark.parametrize("empty_database_url", BACKENDS, indirect=True)
+def test_the_task_types_migration_keeps_types_and_goes_down_and_up(
+        empty_database_url: str) -> None:
+    from alembic import command
+
+    store = Store(empty_database_url)
+    try:
+        command.upgrade(store._alembic(), "0011")
+        with store.transaction() as session:  # a type made before task types existed
+            session.execute(text("INSERT INTO diary_types (name, slug, color, syncable) "
+                                 "VALUES ('Meeting', 'meeting', '#3A87AD', true)"))
+        store.upgrade()
+        with store.reading() as session:
+            assert session.execute(text("SELECT kind FROM diary_types")).scalar() == "event"
+        with pytest.raises(DatabaseError), store.transaction() as session:
+            session.execute(text("UPDATE diary_types SET kind = 'journal'"))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*expression-based index")
+            command.downgrade(store._alembic(), "0011")
+            columns = {c["name"] for c in inspect(store.engine).get_columns("diary_types")}
+            assert "kind" not in columns
+            store.upgrade()
+        assert store.current_revision() == store.head_revision()
+        with store.reading() as session:
+            assert session.execute(text("SELECT name, kind FROM diary_types")).one() == (
+                "Meeting", "event")
+    finally:
+        store.dispose()
