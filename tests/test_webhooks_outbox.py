@@ -15,7 +15,14 @@ from gateway.clock import utcnow
 from gateway.contacts import create_contact
 from gateway.db import Store
 from gateway.diary_types import create_type
-from gateway.entries import EntryDraft, EntryEdit, create_entry, delete_entry, update_entry
+from gateway.entries import (
+    EntryDraft,
+    EntryEdit,
+    TaskDraft,
+    create_entry,
+    delete_entry,
+    update_entry,
+)
 from gateway.errors import Invalid, NotFound
 from gateway.inbound_queue import claim_next, enqueue
 from gateway.key_check import KeyMismatch, check_key
@@ -95,6 +102,21 @@ def test_a_rolled_back_change_emits_nothing_and_a_committed_one_is_queued(crm: S
         "end": "2026-12-07T10:00:00Z", "type": "Meeting", "owner": "alice", "origin": "crm"}
     assert str(data["etag"]).startswith('"')
     assert count(crm, WebhookDelivery) == 1
+
+
+def test_a_task_entry_reports_its_own_fields(crm: Store) -> None:
+    endpoint(crm, "entry.*")
+    with crm.transaction() as session:
+        create_type(session, "To do", kind="task")
+        create_entry(session, EntryDraft(type_name="To do", title="Send offer", start=None,
+                                         end=None, organizer="alice",
+                                         task=TaskDraft(due=START, priority=2)))
+    [(_, payload)] = events(crm)
+    data = payload["data"]
+    assert isinstance(data, dict)
+    assert (data["start"], data["end"]) == (None, None)
+    assert data["task"] == {"due": "2026-12-07T09:00:00Z", "completed": None, "priority": 2,
+                            "status": "NEEDS-ACTION", "percent_complete": None}
 
 
 def test_each_listening_endpoint_gets_a_delivery_and_others_none(crm: Store) -> None:
