@@ -21,8 +21,9 @@ from web_browser import browser, screenshot, site
 
 from gateway import web_logins
 from gateway.clock import utcnow
-from gateway.entries import EntryDraft, create_entry
-from gateway.models import EntryParticipant
+from gateway.diary_types import create_type
+from gateway.entries import EntryDraft, TaskDraft, create_entry
+from gateway.models import DiaryType, EntryParticipant
 from gateway.users import UserChanges, create_user, get_user, update_user
 
 __all__ = ["browser", "site"]
@@ -121,6 +122,27 @@ def test_a_recurring_entry_has_no_download_and_the_ics_is_409(site: Gateway) -> 
     assert 'id="download-ics"' not in page
     refused = client.get(f"{site.url}account/entries/{entry_id}.ics", timeout=10)
     assert refused.status_code == 409 and "recurring" in refused.text
+
+
+def test_a_task_shows_its_due_date_and_status_and_downloads_as_a_vtodo(site: Gateway) -> None:
+    alice, alice_pw = person(site, "alice")
+    with site.store.transaction() as session:
+        if session.query(DiaryType).filter_by(name="Follow-up").first() is None:
+            create_type(session, "Follow-up", kind="task")
+        made = create_entry(session, EntryDraft(
+            type_name="Follow-up", title="Chase <ACME>", start=None, end=None,
+            organizer=alice, task=TaskDraft(due=SOON, priority=2, status="IN-PROCESS",
+                                            percent_complete=30)))
+        entry_id = made.id
+    client = signed_in(site, alice, alice_pw)
+    page = client.get(f"{site.url}account/entries/{entry_id}", timeout=10).text
+    assert f'id="entry-due">{SOON:%Y-%m-%d %H:%M} UTC<' in page
+    assert 'id="entry-status">IN-PROCESS, 30 %<' in page
+    assert "Chase &lt;ACME&gt;" in page and 'id="entry-when"' not in page
+    download = client.get(f"{site.url}account/entries/{entry_id}.ics", timeout=10)
+    assert download.status_code == 200
+    (todo,) = Calendar.from_ical(download.text).walk("VTODO")
+    assert (str(todo["STATUS"]), int(todo["PRIORITY"])) == ("IN-PROCESS", 2)
 
 
 def test_the_feed_block_makes_replaces_and_revokes_the_address(site: Gateway) -> None:

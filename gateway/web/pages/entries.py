@@ -48,7 +48,8 @@ def show_entry(page: Page, entry_id: int) -> Response:
             for p in entry.participants]
         return page.render("entry.html", title=entry.title or "(no title)", entry=entry,
                            type_name=entry.type.name, organiser=organiser,
-                           participants=participants, refusal=refusal)
+                           participants=participants, refusal=refusal,
+                           is_task=entry.type.kind == "task")
 
 
 def download_entry(page: Page, entry_id: int) -> Response:
