@@ -9,6 +9,7 @@ truth: CRM-made entries are rendered once, deterministically, and later CRM edit
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -75,6 +76,10 @@ class EntryDraft:
 
 @dataclass(frozen=True)
 class EntryEdit:
+    """A CRM-side change; ``None`` keeps a field. ``location``/``description`` set to ""
+    remove it; ``attendees`` (usernames or emails) replaces the participants, each one who
+    stays keeping their answer."""
+
     title: str | None = None
     start: datetime | None = None
     end: datetime | None = None
@@ -84,6 +89,9 @@ class EntryEdit:
     priority: int | Keep | None = KEEP
     status: str | Keep = KEEP
     percent_complete: int | Keep | None = KEEP
+    location: str | None = None
+    description: str | None = None
+    attendees: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -175,11 +183,8 @@ def create_entry(session: Session, draft: EntryDraft, *, origin: str = "crm") ->
             raise Invalid("an event needs a start and an end")
         if draft.end < draft.start:
             raise Invalid("the end of an entry is before its start")
-    participants: dict[str, Participant] = {}
-    for token in draft.attendees:
-        participant = resolve_participant(session, token)
-        if organizer is None or participant.user_id != organizer.id:
-            participants.setdefault(participant.email, participant)
+    participants = _participants_of(session, draft.attendees,
+                                    organizer.id if organizer else None)
 
     uid = draft.uid or f"{uuid.uuid4()}@crm-gateway"
     placeholder = task.dtstart or task.due or now if task is not None else now
@@ -301,13 +306,19 @@ def update_entry(session: Session, entry: DiaryEntry, edit: EntryEdit, *,
         raise Invalid("the end of an entry is before its start")
     if edit.title is not None and not edit.title.strip():
         raise Invalid("an entry needs a title")
-    if edit.title is not None or edit.start is not None or edit.end is not None:
+    attendees = KEEP if edit.attendees is None else _replace_participants(
+        session, entry, edit.attendees)
+    if any(value is not None for value in (edit.title, edit.start, edit.end, edit.location,
+                                           edit.description, edit.attendees)):
         now = utcnow().replace(microsecond=0)
         timing = edit.start is not None or edit.end is not None
         patch = EventPatch(
             title=edit.title.strip() if edit.title is not None else KEEP,
             start=start if timing else KEEP,
             end=end if timing else KEEP,
+            location=KEEP if edit.location is None else (edit.location.strip() or None),
+            description=KEEP if edit.description is None else (edit.description or None),
+            attendees=attendees,
         )
         try:
             entry.ical = patch_event(entry.ical, patch, now)
@@ -338,7 +349,8 @@ def _same_kind(session: Session, entry: DiaryEntry, type_name: str) -> DiaryType
 
 def _update_task(session: Session, entry: DiaryEntry, edit: EntryEdit,
                  origin: str) -> DiaryEntry:
-    """A CRM-side edit of a task: title, due date, priority, status, percent complete.
+    """A CRM-side edit of a task: title, location, description, attendees, due date,
+    priority, status, percent complete (no iMIP invitations: they are for events).
 
     Completing it sets COMPLETED (now) and, unless given, PERCENT-COMPLETE 100; any other
     status removes COMPLETED.
@@ -369,8 +381,16 @@ def _update_task(session: Session, entry: DiaryEntry, edit: EntryEdit,
     priority = edit.priority
     if not isinstance(priority, Keep):
         check_priority(priority)
-    if edit.title is not None or _task_edit(edit):
+    attendees = KEEP if edit.attendees is None else _replace_participants(
+        session, entry, edit.attendees)
+    if any(value is not None for value in (edit.title, edit.location, edit.description,
+                                           edit.attendees)) or _task_edit(edit):
         patch = EventPatch(title=edit.title.strip() if edit.title is not None else KEEP,
+                           location=KEEP if edit.location is None
+                           else (edit.location.strip() or None),
+                           description=KEEP if edit.description is None
+                           else (edit.description or None),
+                           attendees=attendees,
                            due=due, completed=completed, priority=priority,
                            percent_complete=percent, status=status)
         try:
@@ -384,6 +404,31 @@ def _update_task(session: Session, entry: DiaryEntry, edit: EntryEdit,
     publish_entry(session, entry)
     entry_changed(session, "updated", entry, origin)
     return entry
+
+
+def _participants_of(session: Session, tokens: Iterable[str],
+                     organizer_id: int | None) -> dict[str, Participant]:
+    """Each attendee once (by email), the organiser left out."""
+    found: dict[str, Participant] = {}
+    for token in tokens:
+        participant = resolve_participant(session, token)
+        if organizer_id is None or participant.user_id != organizer_id:
+            found.setdefault(participant.email, participant)
+    return found
+
+
+def _replace_participants(session: Session, entry: DiaryEntry,
+                          tokens: tuple[str, ...]) -> tuple[Attendee, ...]:
+    """Make ``tokens`` the entry's participants (those who stay keep their answer); the
+    ATTENDEE lines for them."""
+    wanted = _participants_of(session, tokens, entry.organizer_user_id)
+    staying = {row.email: row for row in entry.participants if row.email in wanted}
+    entry.participants = [
+        staying.get(email) or EntryParticipant(
+            email=p.email, name=p.name, user_id=p.user_id, contact_id=p.contact_id,
+            partstat="NEEDS-ACTION")
+        for email, p in wanted.items()]
+    return tuple(Attendee(row.email, row.name, row.partstat) for row in entry.participants)
 
 
 def delete_entry(session: Session, entry: DiaryEntry, *, origin: str = "crm") -> None:

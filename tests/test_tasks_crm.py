@@ -98,12 +98,14 @@ def test_the_api_makes_a_task_type_and_tasks(api: Api) -> None:
     assert download.status_code == 200, download.text
     assert "BEGIN:VTODO" in download.text and "BEGIN:VEVENT" not in download.text
     assert "DUE:20261210T170000Z" in download.text
-    changed = api.patch(f"/entries/{body['id']}", json={"status": "COMPLETED", "due": None},
+    changed = api.patch(f"/entries/{body['id']}", json={"status": "COMPLETED", "due": None,
+                                                        "description": "Hank said yes"},
                         headers={"If-Match": task.headers["ETag"]})
     assert changed.status_code == 200, changed.text
     done = changed.json()["task"]
     assert (done["status"], done["percent_complete"], done["due"]) == ("COMPLETED", 100, None)
     assert done["completed"] is not None
+    assert changed.json()["description"] == "Hank said yes"
 
     refused = api.patch(f"/diary-types/{made.json()['id']}", json={"kind": "event"})
     assert "has 1 entries" in problem(refused, 409, "conflict")["detail"]

@@ -71,6 +71,11 @@ def register(commands: Any) -> None:
     change.add_argument("--start", metavar="ISO")
     change.add_argument("--end", metavar="ISO")
     change.add_argument("--type", metavar="NAME")
+    change.add_argument("--location", help='"" removes it')
+    change.add_argument("--description", help='"" removes it')
+    change.add_argument("--attendees", metavar="LIST",
+                        help="usernames or emails, comma-separated: replaces the attendees "
+                        '(those who stay keep their answer; "" removes all)')
     _task_flags(change)
     change.add_argument("--no-due", action="store_true", help="tasks: remove the due date")
     change.set_defaults(handler=do_entry_set)
@@ -246,7 +251,10 @@ def do_entry_set(context: Context, args: argparse.Namespace) -> int:
             title=args.title,
             start=parse_when(args.start, zone) if args.start else None,
             end=parse_when(args.end, zone) if args.end else None,
-            type_name=args.type, due=due,
+            type_name=args.type, location=args.location, description=args.description,
+            attendees=None if args.attendees is None else tuple(
+                name.strip() for name in args.attendees.split(",") if name.strip()),
+            due=due,
             priority=KEEP if args.priority is None else args.priority,
             status=KEEP if args.status is None else args.status,
             percent_complete=KEEP if args.percent is None else args.percent,

@@ -154,7 +154,8 @@ class EventPatch:
 
     ``description``/``location`` set to ``None`` remove the property; ``title`` set to
     ``""`` removes SUMMARY. ``start``/``end`` are aware instants; ``tzid`` (IANA or
-    ``None`` for UTC) and ``all_day`` choose how they are written.
+    ``None`` for UTC) and ``all_day`` choose how they are written. ``attendees`` replaces
+    every ATTENDEE line (an empty tuple removes them).
     """
 
     title: str | Keep = KEEP
@@ -170,6 +171,7 @@ class EventPatch:
     priority: int | Keep | None = KEEP
     percent_complete: int | Keep | None = KEEP
     status: str | Keep | None = KEEP
+    attendees: tuple[Attendee, ...] | Keep = KEEP  # every ATTENDEE line, replaced
 
     def changes_timing(self) -> bool:
         """Whether DTSTART/DTEND have to be rewritten."""

@@ -263,6 +263,11 @@ class EntryPatch(Request):
     priority: Priority | None = Field(None, description="tasks; null removes it")
     status: TaskStatus | None = Field(None, description="tasks: COMPLETED records when")
     percent_complete: Percent | None = Field(None, description="tasks; null removes it")
+    location: LongText | None = Field(None, description='"" removes it')
+    description: LongText | None = Field(None, description='"" removes it')
+    attendees: list[Email] | None = Field(
+        None, max_length=100, description="usernames or emails: replaces the attendees "
+        "(those who stay keep their answer; [] removes all)")
 
 
 # --- activities and the inbound queue -------------------------------------------------------
