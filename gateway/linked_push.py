@@ -65,7 +65,10 @@ def pending_pushes(session: Session, link: LinkedAccount, user: User, *,
                PublishedItem.deleted, PublishedItem.uid)
     rows: dict[int, tuple[str, str, bool, str]] = {}
     cursors = dict(link.push_cursors)
-    views = [v for v in user_calendars(session, user) if v.calendar_id is not None]
+    # The diary's events: a task list's VTODOs would be refused by (or clutter) the event
+    # calendar they are pushed to.
+    views = [v for v in user_calendars(session, user)
+             if v.calendar_id is not None and v.component == "VEVENT"]
     for view in views:
         query = select(*columns).where(PublishedItem.calendar_id == view.calendar_id)
         cursor = cursors.get(str(view.calendar_id))

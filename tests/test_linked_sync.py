@@ -8,8 +8,9 @@ import pytest
 from linked_world import World, event, replace_title
 from sqlalchemy import select
 
-from gateway.entries import EntryDraft, create_entry
-from gateway.models import DiaryEntry, PublishedItem
+from gateway.diary_types import create_type
+from gateway.entries import EntryDraft, TaskDraft, create_entry
+from gateway.models import DiaryEntry, DiaryType, PublishedItem
 from gateway.users import UserChanges, create_user, update_user
 
 
@@ -41,6 +42,15 @@ def test_crm_entries_their_edits_and_deletions_are_pushed(linked: World) -> None
     linked.delete(second)
     counts = linked.counts()
     assert (counts["pushed"], counts["deleted"]) == (1, 1)
+    assert linked.remote_titles("crm") == ["Kick-off (moved room)"]
+    # Tasks stay in the rep's task lists: the account's calendar gets the diary's events.
+    with linked.store.transaction() as session:
+        if session.scalar(select(DiaryType).where(DiaryType.name == "To do")) is None:
+            create_type(session, "To do", kind="task")
+        create_entry(session, EntryDraft(type_name="To do", title="Send the quote", start=None,
+                                         end=None, organizer=linked.username,
+                                         task=TaskDraft(due=datetime(2026, 12, 20, tzinfo=UTC))))
+    assert linked.counts()["pushed"] == 0
     assert linked.remote_titles("crm") == ["Kick-off (moved room)"]
 
 
