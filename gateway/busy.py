@@ -1,0 +1,166 @@
+"""A user's busy time in a window: what free/busy, availability and conflicts are made of.
+
+Busy time (issue 13) is every instance, overlapping [start, end), of
+- the entries the user's type calendars show (the entries they own),
+- the entries their invitations calendar shows, unless their PARTSTAT is DECLINED,
+that are TRANSP:OPAQUE and not STATUS:CANCELLED (``DiaryEntry.busy``), plus the busy times
+fetched from their linked calendars (``LinkedObject.busy_*``, events that stand for no entry).
+
+Instances come from the occurrence index (:mod:`gateway.occurrence_index`): one indexed range
+scan per calendar, so the cost is O(instances in the window). Series indexed only up to a
+horizon before the window's end are expanded here, from the horizon on. Busy time is what the
+user's calendars publish: a user whose diary sync is off has none from the diary.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, exists, or_, select
+from sqlalchemy.orm import Session
+
+from gateway.ical import InvalidCalendarObject, bounded_occurrences
+from gateway.models import (
+    Calendar,
+    DiaryEntry,
+    EntryParticipant,
+    LinkedAccount,
+    LinkedCalendar,
+    LinkedObject,
+    Occurrence,
+    PublishedItem,
+)
+from gateway.occurrence_index import LONG, MAX_INSTANCES
+
+INVITATIONS = "invitations"
+_MASTER = re.compile(r"BEGIN:VEVENT\r?\n(.*?)END:VEVENT", re.S)
+_TRANSPARENT = re.compile(r"^TRANSP(;[^:\r\n]*)?:\s*TRANSPARENT\s*$", re.M | re.I)
+
+
+@dataclass(frozen=True)
+class BusySpan:
+    """One busy instance: its time and what it is (``entry_id`` None: a linked busy time)."""
+
+    start: datetime
+    end: datetime
+    entry_id: int | None
+    title: str
+    calendar: str  # the calendar's slug, or "linked" for a linked calendar's busy time
+    owner_user_id: int | None
+
+
+def is_busy_time(ical: str, status: str | None) -> bool:
+    """Whether an event's stored iCalendar makes it busy time (RFC 5545 3.8.2.7: TRANSP is
+    OPAQUE unless said otherwise; a cancelled event blocks nothing)."""
+    if (status or "").upper() == "CANCELLED":
+        return False
+    master = _MASTER.search(ical)
+    return master is None or _TRANSPARENT.search(master.group(1)) is None
+
+
+def busy_spans(session: Session, user_id: int, start: datetime, end: datetime,
+               *, exclude_entry: int | None = None) -> list[BusySpan]:
+    """The user's busy instances overlapping [start, end), sorted by start."""
+    if end <= start:
+        return []
+    calendars = dict(session.execute(
+        select(Calendar.id, Calendar.slug).where(Calendar.user_id == user_id)).tuples().all())
+    found: list[BusySpan] = []
+    if calendars:
+        found.extend(_indexed(session, user_id, calendars, start, end, exclude_entry))
+        found.extend(_past_horizon(session, user_id, calendars, start, end, exclude_entry))
+    found.extend(_linked(session, user_id, start, end))
+    found.sort(key=lambda span: (span.start, span.end))
+    return found
+
+
+def _live_and_busy(user_id: int, exclude_entry: int | None) -> list[object]:
+    declined = exists().where(
+        EntryParticipant.entry_id == DiaryEntry.id, EntryParticipant.user_id == user_id,
+        EntryParticipant.partstat == "DECLINED")
+    conditions: list[object] = [
+        PublishedItem.deleted.is_(False), DiaryEntry.deleted_at.is_(None),
+        DiaryEntry.busy.is_(True), ~declined,
+    ]
+    if exclude_entry is not None:
+        conditions.append(DiaryEntry.id != exclude_entry)
+    return conditions
+
+
+def _indexed(session: Session, user_id: int, calendars: dict[int, str], start: datetime,
+             end: datetime, exclude_entry: int | None) -> list[BusySpan]:
+    # Short instances by a range scan from (start - LONG); long ones by their own small scan.
+    ids = list(calendars)
+    ranges = or_(
+        and_(Occurrence.long.is_(False), Occurrence.start_utc >= start - LONG,
+             Occurrence.start_utc < end),
+        and_(Occurrence.long.is_(True), Occurrence.start_utc < end),
+    )
+    rows = session.execute(
+        select(Occurrence.start_utc, Occurrence.end_utc, Occurrence.calendar_id,
+               DiaryEntry.id, DiaryEntry.title, DiaryEntry.owner_user_id)
+        .join(PublishedItem, PublishedItem.id == Occurrence.item_id)
+        .join(DiaryEntry, DiaryEntry.id == PublishedItem.entry_id)
+        .where(Occurrence.calendar_id.in_(ids), ranges, Occurrence.end_utc > start,
+               *_live_and_busy(user_id, exclude_entry))  # type: ignore[arg-type]
+    ).tuples().all()
+    return [BusySpan(s, e, entry_id, title, calendars[calendar_id], owner)
+            for s, e, calendar_id, entry_id, title, owner in rows]
+
+
+def _past_horizon(session: Session, user_id: int, calendars: dict[int, str], start: datetime,
+                  end: datetime, exclude_entry: int | None) -> list[BusySpan]:
+    """Instances after the horizon of series the index holds only up to one."""
+    rows = session.execute(
+        select(PublishedItem.calendar_id, PublishedItem.horizon_utc, DiaryEntry)
+        .join(DiaryEntry, DiaryEntry.id == PublishedItem.entry_id)
+        .where(PublishedItem.calendar_id.in_(list(calendars)),
+               PublishedItem.horizon_utc.is_not(None), PublishedItem.horizon_utc < end,
+               *_live_and_busy(user_id, exclude_entry))  # type: ignore[arg-type]
+    ).tuples().all()
+    found: list[BusySpan] = []
+    for calendar_id, horizon, entry in rows:
+        assert horizon is not None
+        try:
+            spans = bounded_occurrences(entry.ical, max(start, horizon), end,
+                                        MAX_INSTANCES).spans
+        except InvalidCalendarObject:
+            continue  # logged when it was indexed; it has no instances to count
+        found.extend(BusySpan(s, e, entry.id, entry.title, calendars[calendar_id],
+                              entry.owner_user_id)
+                     for s, e in spans if s >= horizon and e > start)
+    return found
+
+
+def _linked(session: Session, user_id: int, start: datetime, end: datetime) -> list[BusySpan]:
+    rows = session.execute(
+        select(LinkedObject.busy_start_utc, LinkedObject.busy_end_utc, LinkedCalendar.name)
+        .join(LinkedCalendar, LinkedCalendar.id == LinkedObject.calendar_id)
+        .join(LinkedAccount, LinkedAccount.id == LinkedCalendar.account_id)
+        .where(LinkedAccount.user_id == user_id, LinkedObject.entry_id.is_(None),
+               LinkedObject.busy_start_utc < end, LinkedObject.busy_end_utc > start)
+    ).tuples().all()
+    return [BusySpan(s, e, None, "busy", name or "linked", user_id)
+            for s, e, name in rows if s is not None and e is not None]
+
+
+def merged(spans: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """Sorted, non-overlapping intervals covering the same time (touching ones joined)."""
+    result: list[tuple[datetime, datetime]] = []
+    for start, end in sorted(spans):
+        if result and start <= result[-1][1]:
+            if end > result[-1][1]:
+                result[-1] = (result[-1][0], end)
+        else:
+            result.append((start, end))
+    return result
+
+
+def busy_periods(session: Session, user_id: int, start: datetime,
+                 end: datetime) -> list[tuple[datetime, datetime]]:
+    """The user's busy time in [start, end) as merged periods, clipped to the window."""
+    return merged([(max(span.start, start), min(span.end, end))
+                   for span in busy_spans(session, user_id, start, end)
+                   if span.end > span.start])
