@@ -66,7 +66,7 @@ def busy_spans(session: Session, user_id: int, start: datetime, end: datetime,
     if end <= start:
         return []
     calendars = dict(session.execute(
-        select(Calendar.id, Calendar.slug).where(Calendar.user_id == user_id)).tuples().all())
+        select(Calendar.id, Calendar.slug).where(Calendar.user_id == user_id)).all())
     found: list[BusySpan] = []
     if calendars:
         found.extend(_indexed(session, user_id, calendars, start, end, exclude_entry))
@@ -105,7 +105,7 @@ def _indexed(session: Session, user_id: int, calendars: dict[int, str], start: d
         .join(DiaryEntry, DiaryEntry.id == PublishedItem.entry_id)
         .where(Occurrence.calendar_id.in_(ids), ranges, Occurrence.end_utc > start,
                *_live_and_busy(user_id, exclude_entry))  # type: ignore[arg-type]
-    ).tuples().all()
+    ).all()
     return [BusySpan(s, e, entry_id, title, calendars[calendar_id], owner)
             for s, e, calendar_id, entry_id, title, owner in rows]
 
@@ -119,7 +119,7 @@ def _past_horizon(session: Session, user_id: int, calendars: dict[int, str], sta
         .where(PublishedItem.calendar_id.in_(list(calendars)),
                PublishedItem.horizon_utc.is_not(None), PublishedItem.horizon_utc < end,
                *_live_and_busy(user_id, exclude_entry))  # type: ignore[arg-type]
-    ).tuples().all()
+    ).all()
     found: list[BusySpan] = []
     for calendar_id, horizon, entry in rows:
         assert horizon is not None
@@ -141,7 +141,7 @@ def _linked(session: Session, user_id: int, start: datetime, end: datetime) -> l
         .join(LinkedAccount, LinkedAccount.id == LinkedCalendar.account_id)
         .where(LinkedAccount.user_id == user_id, LinkedObject.entry_id.is_(None),
                LinkedObject.busy_start_utc < end, LinkedObject.busy_end_utc > start)
-    ).tuples().all()
+    ).all()
     return [BusySpan(s, e, None, "busy", name or "linked", user_id)
             for s, e, name in rows if s is not None and e is not None]
 
