@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, exists, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.ical import InvalidCalendarObject, bounded_occurrences
@@ -69,48 +69,62 @@ def busy_spans(session: Session, user_id: int, start: datetime, end: datetime,
         select(Calendar.id, Calendar.slug).where(Calendar.user_id == user_id)).all())
     found: list[BusySpan] = []
     if calendars:
-        found.extend(_indexed(session, user_id, calendars, start, end, exclude_entry))
-        found.extend(_past_horizon(session, user_id, calendars, start, end, exclude_entry))
+        diary = _indexed(session, calendars, start, end, exclude_entry)
+        diary.extend(_past_horizon(session, calendars, start, end, exclude_entry))
+        found.extend(_declined(session, user_id, diary))
     found.extend(_linked(session, user_id, start, end))
     found.sort(key=lambda span: (span.start, span.end))
     return found
 
 
-def _live_and_busy(user_id: int, exclude_entry: int | None) -> list[object]:
-    declined = exists().where(
-        EntryParticipant.entry_id == DiaryEntry.id, EntryParticipant.user_id == user_id,
-        EntryParticipant.partstat == "DECLINED")
+def _live_and_busy(exclude_entry: int | None) -> list[object]:
     conditions: list[object] = [
         PublishedItem.deleted.is_(False), DiaryEntry.deleted_at.is_(None),
-        DiaryEntry.busy.is_(True), ~declined,
+        DiaryEntry.busy.is_(True),
     ]
     if exclude_entry is not None:
         conditions.append(DiaryEntry.id != exclude_entry)
     return conditions
 
 
-def _indexed(session: Session, user_id: int, calendars: dict[int, str], start: datetime,
+def _declined(session: Session, user_id: int, spans: list[BusySpan]) -> list[BusySpan]:
+    """``spans`` without the invitations the user declined: one query over the hits' ids
+    (not over every participation of the user)."""
+    invited = {span.entry_id for span in spans if span.calendar == INVITATIONS}
+    if not invited:
+        return spans
+    # "user_id + 0": found by the hits' entry ids; without statistics SQLite would scan all
+    # of the user's participations by their user_id index instead.
+    declined = set(session.scalars(select(EntryParticipant.entry_id).where(
+        EntryParticipant.entry_id.in_(list(invited)), EntryParticipant.user_id + 0 == user_id,
+        EntryParticipant.partstat == "DECLINED")))
+    return [span for span in spans if span.entry_id not in declined
+            or span.calendar != INVITATIONS]
+
+
+def _indexed(session: Session, calendars: dict[int, str], start: datetime,
              end: datetime, exclude_entry: int | None) -> list[BusySpan]:
-    # Short instances by a range scan from (start - LONG); long ones by their own small scan.
-    ids = list(calendars)
-    ranges = or_(
-        and_(Occurrence.long.is_(False), Occurrence.start_utc >= start - LONG,
-             Occurrence.start_utc < end),
-        and_(Occurrence.long.is_(True), Occurrence.start_utc < end),
-    )
-    rows = session.execute(
-        select(Occurrence.start_utc, Occurrence.end_utc, Occurrence.calendar_id,
-               DiaryEntry.id, DiaryEntry.title, DiaryEntry.owner_user_id)
-        .join(PublishedItem, PublishedItem.id == Occurrence.item_id)
-        .join(DiaryEntry, DiaryEntry.id == PublishedItem.entry_id)
-        .where(Occurrence.calendar_id.in_(ids), ranges, Occurrence.end_utc > start,
-               *_live_and_busy(user_id, exclude_entry))  # type: ignore[arg-type]
-    ).all()
-    return [BusySpan(s, e, entry_id, title, calendars[calendar_id], owner)
-            for s, e, calendar_id, entry_id, title, owner in rows]
+    # Short instances by a range scan from (start - LONG); long ones by their own small scan:
+    # two queries, so each is one range of ix_occurrences_range per calendar.
+    found: list[BusySpan] = []
+    for long in (False, True):
+        low = Occurrence.start_utc >= start - LONG if not long else Occurrence.start_utc.is_not(
+            None)
+        rows = session.execute(
+            select(Occurrence.start_utc, Occurrence.end_utc, Occurrence.calendar_id,
+                   DiaryEntry.id, DiaryEntry.title, DiaryEntry.owner_user_id)
+            .join(PublishedItem, PublishedItem.id == Occurrence.item_id)
+            .join(DiaryEntry, DiaryEntry.id == PublishedItem.entry_id)
+            .where(Occurrence.calendar_id.in_(list(calendars)), Occurrence.long.is_(long),
+                   low, Occurrence.start_utc < end, Occurrence.end_utc > start,
+                   *_live_and_busy(exclude_entry))  # type: ignore[arg-type]
+        ).all()
+        found.extend(BusySpan(s, e, entry_id, title, calendars[calendar_id], owner)
+                     for s, e, calendar_id, entry_id, title, owner in rows)
+    return found
 
 
-def _past_horizon(session: Session, user_id: int, calendars: dict[int, str], start: datetime,
+def _past_horizon(session: Session, calendars: dict[int, str], start: datetime,
                   end: datetime, exclude_entry: int | None) -> list[BusySpan]:
     """Instances after the horizon of series the index holds only up to one."""
     rows = session.execute(
@@ -118,7 +132,7 @@ def _past_horizon(session: Session, user_id: int, calendars: dict[int, str], sta
         .join(DiaryEntry, DiaryEntry.id == PublishedItem.entry_id)
         .where(PublishedItem.calendar_id.in_(list(calendars)),
                PublishedItem.horizon_utc.is_not(None), PublishedItem.horizon_utc < end,
-               *_live_and_busy(user_id, exclude_entry))  # type: ignore[arg-type]
+               *_live_and_busy(exclude_entry))  # type: ignore[arg-type]
     ).all()
     found: list[BusySpan] = []
     for calendar_id, horizon, entry in rows:
@@ -135,15 +149,20 @@ def _past_horizon(session: Session, user_id: int, calendars: dict[int, str], sta
 
 
 def _linked(session: Session, user_id: int, start: datetime, end: datetime) -> list[BusySpan]:
-    rows = session.execute(
-        select(LinkedObject.busy_start_utc, LinkedObject.busy_end_utc, LinkedCalendar.name)
-        .join(LinkedCalendar, LinkedCalendar.id == LinkedObject.calendar_id)
+    # The user's linked calendars first: objects are then found by their calendar's index.
+    names = dict(session.execute(
+        select(LinkedCalendar.id, LinkedCalendar.name)
         .join(LinkedAccount, LinkedAccount.id == LinkedCalendar.account_id)
-        .where(LinkedAccount.user_id == user_id, LinkedObject.entry_id.is_(None),
+        .where(LinkedAccount.user_id == user_id)).all())
+    if not names:
+        return []
+    rows = session.execute(
+        select(LinkedObject.busy_start_utc, LinkedObject.busy_end_utc, LinkedObject.calendar_id)
+        .where(LinkedObject.calendar_id.in_(list(names)), LinkedObject.entry_id.is_(None),
                LinkedObject.busy_start_utc < end, LinkedObject.busy_end_utc > start)
     ).all()
-    return [BusySpan(s, e, None, "busy", name or "linked", user_id)
-            for s, e, name in rows if s is not None and e is not None]
+    return [BusySpan(s, e, None, "busy", names[calendar_id] or "linked", user_id)
+            for s, e, calendar_id in rows if s is not None and e is not None]
 
 
 def merged(spans: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:

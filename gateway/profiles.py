@@ -33,7 +33,7 @@ class Profile:
     paused: bool = False
     log_email: bool = True  # False: "calendar only", the user's mail is not logged
     invitations: str = "never"
-    conflicts: str = "warn"
+    conflicts: str = "allow"
 
     @property
     def calendar_writable(self) -> bool:

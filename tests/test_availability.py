@@ -39,7 +39,7 @@ from gateway.models import (
     User,
     WebhookEvent,
 )
-from gateway.profiles import ProfileChanges, update_profile
+from gateway.profiles import ProfileChanges, global_profile, update_profile
 from gateway.secrets import SecretBox
 from gateway.users import UserChanges, create_user, get_user, update_user
 from gateway.webhooks import add_endpoint
@@ -304,8 +304,9 @@ def test_refuse_moves_too_and_a_declined_attendee_is_not_checked(crm: Store) -> 
         assert recorded(session, entry_id) == []
 
 
-def test_allow_checks_nothing(crm: Store) -> None:
-    conflicts_setting(crm, "allow")
+def test_allow_is_the_default_and_checks_nothing(crm: Store) -> None:
+    with crm.reading() as session:
+        assert global_profile(session).conflicts == "allow"
     book(crm, "One", at(9), at(10))
     second = book(crm, "Two", at(9), at(10))
     with crm.reading() as session:

@@ -378,7 +378,7 @@ class ProfileOut(BaseModel):
         description="iMIP mail to attendees on CRM-side changes; after_first_sync: not for "
                     "entries made before the user's first calendar sync")
     conflicts: Literal["allow", "warn", "refuse"] = Field(
-        "warn", description="a CRM-side booking over busy time: allow (not checked), warn "
+        "allow", description="a CRM-side booking over busy time: allow (not checked), warn "
         "(made, overlaps listed), refuse (409 unless force)")
     user: str | None = Field(description="null: the global default")
     inherited: list[str] = Field(description="fields taken from the global default")
