@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.orm import Session
 
-from gateway.busy import busy_periods, merged
+from gateway.busy import busy_periods_of, merged
 from gateway.errors import Invalid
 from gateway.models import User
 from gateway.users import get_user
@@ -206,9 +206,7 @@ def find_availability(session: Session, usernames: Sequence[str], start: datetim
         raise Invalid("name at least one user")
     if duration <= timedelta(0) or duration > end - start:
         raise Invalid("the duration must be positive and fit in the window")
-    people = []
-    for username in dict.fromkeys(usernames):
-        user = get_user(session, username)
-        people.append((user_hours(user, default_hours),
-                       busy_periods(session, user.id, start, end)))
+    users = [get_user(session, username) for username in dict.fromkeys(usernames)]
+    busy = busy_periods_of(session, [user.id for user in users], start, end)
+    people = [(user_hours(user, default_hours), busy[user.id]) for user in users]
     return free_slots(people, start.astimezone(UTC), end.astimezone(UTC), duration)

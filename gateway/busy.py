@@ -15,10 +15,11 @@ user's calendars publish: a user whose diary sync is off has none from the diary
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, select, union_all
 from sqlalchemy.orm import Session
 
 from gateway.ical import InvalidCalendarObject, bounded_occurrences
@@ -63,18 +64,33 @@ def is_busy_time(ical: str, status: str | None) -> bool:
 def busy_spans(session: Session, user_id: int, start: datetime, end: datetime,
                *, exclude_entry: int | None = None) -> list[BusySpan]:
     """The user's busy instances overlapping [start, end), sorted by start."""
-    if end <= start:
-        return []
-    calendars = dict(session.execute(
-        select(Calendar.id, Calendar.slug).where(Calendar.user_id == user_id)).all())
-    found: list[BusySpan] = []
+    return busy_spans_of(session, [user_id], start, end, exclude_entry=exclude_entry)[user_id]
+
+
+def busy_spans_of(session: Session, user_ids: Sequence[int], start: datetime, end: datetime,
+                  *, exclude_entry: int | None = None) -> dict[int, list[BusySpan]]:
+    """Each user's busy instances overlapping [start, end), sorted by start: the same few
+    queries however many users are asked about."""
+    found: dict[int, list[BusySpan]] = {user_id: [] for user_id in user_ids}
+    if end <= start or not user_ids:
+        return found
+    calendars = {calendar_id: (user_id, slug) for calendar_id, user_id, slug in session.execute(
+        select(Calendar.id, Calendar.user_id, Calendar.slug)
+        .where(Calendar.user_id.in_(list(found))))}
     if calendars:
         diary = _indexed(session, calendars, start, end, exclude_entry)
         diary.extend(_past_horizon(session, calendars, start, end, exclude_entry))
-        found.extend(_declined(session, user_id, diary))
-    found.extend(_linked(session, user_id, start, end))
-    found.sort(key=lambda span: (span.start, span.end))
+        for user_id, span in _declined(session, diary):
+            found[user_id].append(span)
+    for user_id, span in _linked(session, list(found), start, end):
+        found[user_id].append(span)
+    for spans in found.values():
+        spans.sort(key=lambda span: (span.start, span.end))
     return found
+
+
+Calendars = dict[int, tuple[int, str]]  # calendar id -> (user id, slug)
+Found = list[tuple[int, BusySpan]]  # (whose busy time, the span)
 
 
 def _live_and_busy(exclude_entry: int | None) -> list[object]:
@@ -87,45 +103,45 @@ def _live_and_busy(exclude_entry: int | None) -> list[object]:
     return conditions
 
 
-def _declined(session: Session, user_id: int, spans: list[BusySpan]) -> list[BusySpan]:
-    """``spans`` without the invitations the user declined: one query over the hits' ids
-    (not over every participation of the user)."""
-    invited = {span.entry_id for span in spans if span.calendar == INVITATIONS}
+def _declined(session: Session, found: Found) -> Found:
+    """``found`` without the invitations their user declined: one query over the hits' ids
+    (not over every participation of the users)."""
+    invited = {span.entry_id for _, span in found if span.calendar == INVITATIONS}
     if not invited:
-        return spans
+        return found
     # "user_id + 0": found by the hits' entry ids; without statistics SQLite would scan all
-    # of the user's participations by their user_id index instead.
-    declined = set(session.scalars(select(EntryParticipant.entry_id).where(
-        EntryParticipant.entry_id.in_(list(invited)), EntryParticipant.user_id + 0 == user_id,
-        EntryParticipant.partstat == "DECLINED")))
-    return [span for span in spans if span.entry_id not in declined
-            or span.calendar != INVITATIONS]
+    # of the users' participations by their user_id index instead.
+    declined = {(entry_id, user_id) for entry_id, user_id in session.execute(
+        select(EntryParticipant.entry_id, EntryParticipant.user_id)
+        .where(EntryParticipant.entry_id.in_(list(invited)), EntryParticipant.user_id + 0 > 0,
+               EntryParticipant.partstat == "DECLINED"))}
+    return [(user_id, span) for user_id, span in found
+            if span.calendar != INVITATIONS or (span.entry_id, user_id) not in declined]
 
 
-def _indexed(session: Session, calendars: dict[int, str], start: datetime,
-             end: datetime, exclude_entry: int | None) -> list[BusySpan]:
-    # Short instances by a range scan from (start - LONG); long ones by their own small scan:
-    # two queries, so each is one range of ix_occurrences_range per calendar.
-    found: list[BusySpan] = []
-    for long in (False, True):
-        low = Occurrence.start_utc >= start - LONG if not long else Occurrence.start_utc.is_not(
-            None)
-        rows = session.execute(
-            select(Occurrence.start_utc, Occurrence.end_utc, Occurrence.calendar_id,
-                   DiaryEntry.id, DiaryEntry.title, DiaryEntry.owner_user_id)
-            .join(PublishedItem, PublishedItem.id == Occurrence.item_id)
-            .join(DiaryEntry, DiaryEntry.id == PublishedItem.entry_id)
-            .where(Occurrence.calendar_id.in_(list(calendars)), Occurrence.long.is_(long),
-                   low, Occurrence.start_utc < end, Occurrence.end_utc > start,
-                   *_live_and_busy(exclude_entry))  # type: ignore[arg-type]
-        ).all()
-        found.extend(BusySpan(s, e, entry_id, title, calendars[calendar_id], owner)
-                     for s, e, calendar_id, entry_id, title, owner in rows)
-    return found
+def _indexed(session: Session, calendars: Calendars, start: datetime, end: datetime,
+             exclude_entry: int | None) -> Found:
+    # Short instances by a range scan from (start - LONG), long ones by their own small scan:
+    # each one range of ix_occurrences_range per calendar, in one round trip.
+    def part(long: bool) -> Select[datetime, datetime, int, int, str, int | None]:
+        low = Occurrence.start_utc >= start - LONG if not long else \
+            Occurrence.start_utc.is_not(None)
+        return (select(Occurrence.start_utc, Occurrence.end_utc, Occurrence.calendar_id,
+                       DiaryEntry.id, DiaryEntry.title, DiaryEntry.owner_user_id)
+                .join(PublishedItem, PublishedItem.id == Occurrence.item_id)
+                .join(DiaryEntry, DiaryEntry.id == PublishedItem.entry_id)
+                .where(Occurrence.calendar_id.in_(list(calendars)), Occurrence.long.is_(long),
+                       low, Occurrence.start_utc < end, Occurrence.end_utc > start,
+                       *_live_and_busy(exclude_entry)))  # type: ignore[arg-type]
+
+    rows = session.execute(union_all(part(False), part(True))).all()
+    return [(calendars[calendar_id][0],
+             BusySpan(s, e, entry_id, title, calendars[calendar_id][1], owner))
+            for s, e, calendar_id, entry_id, title, owner in rows]
 
 
-def _past_horizon(session: Session, calendars: dict[int, str], start: datetime,
-                  end: datetime, exclude_entry: int | None) -> list[BusySpan]:
+def _past_horizon(session: Session, calendars: Calendars, start: datetime, end: datetime,
+                  exclude_entry: int | None) -> Found:
     """Instances after the horizon of series the index holds only up to one."""
     rows = session.execute(
         select(PublishedItem.calendar_id, PublishedItem.horizon_utc, DiaryEntry)
@@ -134,7 +150,7 @@ def _past_horizon(session: Session, calendars: dict[int, str], start: datetime,
                PublishedItem.horizon_utc.is_not(None), PublishedItem.horizon_utc < end,
                *_live_and_busy(exclude_entry))  # type: ignore[arg-type]
     ).all()
-    found: list[BusySpan] = []
+    found: Found = []
     for calendar_id, horizon, entry in rows:
         assert horizon is not None
         try:
@@ -142,26 +158,29 @@ def _past_horizon(session: Session, calendars: dict[int, str], start: datetime,
                                         MAX_INSTANCES).spans
         except InvalidCalendarObject:
             continue  # logged when it was indexed; it has no instances to count
-        found.extend(BusySpan(s, e, entry.id, entry.title, calendars[calendar_id],
-                              entry.owner_user_id)
+        user_id, slug = calendars[calendar_id]
+        found.extend((user_id, BusySpan(s, e, entry.id, entry.title, slug,
+                                        entry.owner_user_id))
                      for s, e in spans if s >= horizon and e > start)
     return found
 
 
-def _linked(session: Session, user_id: int, start: datetime, end: datetime) -> list[BusySpan]:
-    # The user's linked calendars first: objects are then found by their calendar's index.
-    names = dict(session.execute(
-        select(LinkedCalendar.id, LinkedCalendar.name)
+def _linked(session: Session, user_ids: list[int], start: datetime, end: datetime) -> Found:
+    # The users' linked calendars first: objects are then found by their calendar's index.
+    calendars = {calendar_id: (user_id, name) for calendar_id, user_id, name in session.execute(
+        select(LinkedCalendar.id, LinkedAccount.user_id, LinkedCalendar.name)
         .join(LinkedAccount, LinkedAccount.id == LinkedCalendar.account_id)
-        .where(LinkedAccount.user_id == user_id)).all())
-    if not names:
+        .where(LinkedAccount.user_id.in_(user_ids)))}
+    if not calendars:
         return []
     rows = session.execute(
         select(LinkedObject.busy_start_utc, LinkedObject.busy_end_utc, LinkedObject.calendar_id)
-        .where(LinkedObject.calendar_id.in_(list(names)), LinkedObject.entry_id.is_(None),
+        .where(LinkedObject.calendar_id.in_(list(calendars)), LinkedObject.entry_id.is_(None),
                LinkedObject.busy_start_utc < end, LinkedObject.busy_end_utc > start)
     ).all()
-    return [BusySpan(s, e, None, "busy", names[calendar_id] or "linked", user_id)
+    return [(calendars[calendar_id][0],
+             BusySpan(s, e, None, "busy", calendars[calendar_id][1] or "linked",
+                      calendars[calendar_id][0]))
             for s, e, calendar_id in rows if s is not None and e is not None]
 
 
@@ -180,6 +199,12 @@ def merged(spans: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datet
 def busy_periods(session: Session, user_id: int, start: datetime,
                  end: datetime) -> list[tuple[datetime, datetime]]:
     """The user's busy time in [start, end) as merged periods, clipped to the window."""
-    return merged([(max(span.start, start), min(span.end, end))
-                   for span in busy_spans(session, user_id, start, end)
-                   if span.end > span.start])
+    return busy_periods_of(session, [user_id], start, end)[user_id]
+
+
+def busy_periods_of(session: Session, user_ids: Sequence[int], start: datetime,
+                    end: datetime) -> dict[int, list[tuple[datetime, datetime]]]:
+    """:func:`busy_periods` of several users at once."""
+    return {user_id: merged([(max(span.start, start), min(span.end, end))
+                             for span in spans if span.end > span.start])
+            for user_id, spans in busy_spans_of(session, user_ids, start, end).items()}

@@ -28,7 +28,7 @@ from datetime import datetime
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from gateway.busy import busy_spans
+from gateway.busy import busy_spans_of
 from gateway.errors import Conflict
 from gateway.models import DiaryEntry, EntryConflict, User
 from gateway.profiles import effective_profile, global_profile
@@ -91,9 +91,10 @@ def find_clashes(session: Session, entry: DiaryEntry) -> list[Clash]:
         return names[user_id]
 
     clashes = []
+    spans_of = busy_spans_of(session, people, entry.start_utc, entry.end_utc,
+                             exclude_entry=entry.id)
     for user_id in people:
-        for span in busy_spans(session, user_id, entry.start_utc, entry.end_utc,
-                               exclude_entry=entry.id):
+        for span in spans_of[user_id]:
             if span.end > span.start:
                 clashes.append(Clash(user_id, username(user_id) or "", span.entry_id, span.title,
                                      span.calendar, username(span.owner_user_id),
@@ -101,19 +102,21 @@ def find_clashes(session: Session, entry: DiaryEntry) -> list[Clash]:
     return clashes
 
 
-def check_booking(session: Session, entry: DiaryEntry, *, force: bool = False) -> list[Clash]:
-    """After a CRM-side create or change of ``entry`` is written (in its transaction): the
-    overlaps it is allowed with (recorded), or :class:`ConflictRefused`."""
+def check_booking(session: Session, entry: DiaryEntry, *, force: bool = False,
+                  new: bool = False) -> list[Clash]:
+    """After a CRM-side create (``new``) or change of ``entry`` is written (in its
+    transaction): the overlaps it is allowed with (recorded), or :class:`ConflictRefused`."""
     setting = setting_for(session, entry)
     if setting == "allow":
-        _clear(session, entry)
+        if not new:
+            _clear(session, entry)
         return []
     clashes = find_clashes(session, entry)
     if clashes and setting == "refuse" and not force:
         raise ConflictRefused(
             f"the entry overlaps {len(clashes)} busy time(s): {describe(clashes)} (the "
             "organiser's conflicts setting is refuse; force books it anyway)", clashes)
-    record(session, entry, clashes, "crm")
+    record(session, entry, clashes, "crm", new=new)
     return clashes
 
 
@@ -137,9 +140,12 @@ def _clear(session: Session, entry: DiaryEntry) -> None:
     session.execute(delete(EntryConflict).where(EntryConflict.entry_id == entry.id))
 
 
-def record(session: Session, entry: DiaryEntry, clashes: Sequence[Clash], source: str) -> None:
-    """Replace the entry's recorded overlaps; emit ``entry.conflict`` when there are any."""
-    _clear(session, entry)
+def record(session: Session, entry: DiaryEntry, clashes: Sequence[Clash], source: str, *,
+           new: bool = False) -> None:
+    """Replace the entry's recorded overlaps (a ``new`` entry has none yet); emit
+    ``entry.conflict`` when there are any."""
+    if not new:
+        _clear(session, entry)
     if not clashes:
         return
     session.execute(insert(EntryConflict), [
@@ -182,8 +188,12 @@ class RecordedConflict:
 
 def recent_conflicts(session: Session, user_id: int | None, *, limit: int,
                      after: int | None = None) -> list[RecordedConflict]:
-    """Recorded overlaps, newest first (of one user's busy time, or everyone's); O(limit)."""
-    query = select(EntryConflict).order_by(EntryConflict.id.desc()).limit(limit)
+    """Recorded overlaps of live entries, newest first (of one user's busy time, or
+    everyone's); O(limit)."""
+    query = (select(EntryConflict)
+             .join(DiaryEntry, DiaryEntry.id == EntryConflict.entry_id)
+             .where(DiaryEntry.deleted_at.is_(None))
+             .order_by(EntryConflict.id.desc()).limit(limit))
     if user_id is not None:
         query = query.where(EntryConflict.user_id == user_id)
     if after is not None:

@@ -188,7 +188,7 @@ def create_entry(session: Session, draft: EntryDraft, *, origin: str = "crm",
     session.add(entry)
     session.flush()
     publish_entry(session, entry)
-    check_booking(session, entry, force=force)
+    check_booking(session, entry, force=force, new=True)
     entry_changed(session, "created", entry, origin)
     invitations.entry_created(session, entry)
     return entry

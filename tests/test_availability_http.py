@@ -5,6 +5,7 @@ force on API bookings; a client PUT over busy time is accepted and reported as a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -18,11 +19,16 @@ from caldav_peer import Gateway, Rep, new_rep
 from peers import TEST_SECRET_KEY
 from sqlalchemy import select
 
+from gateway import web_logins
 from gateway.models import WebhookEvent
 from gateway.secrets import SecretBox
+from gateway.users import get_user
 from gateway.webhooks import add_endpoint
 
 _clients: list[caldav.DAVClient] = []
+_sessions: list[requests.Session] = []
+WEB_PASSWORD = "a long web password"
+HOSTILE = '<img src=x onerror="document.title=\'pwned\'">'
 CALDAV = "urn:ietf:params:xml:ns:caldav"
 FREE_BUSY_QUERY = (
     '<?xml version="1.0" encoding="utf-8"?>\n'
@@ -35,6 +41,8 @@ def _close_clients() -> Iterator[None]:
     yield
     while _clients:
         _clients.pop().close()
+    while _sessions:
+        _sessions.pop().close()
 
 
 def calendar_of(gateway: Gateway, rep: Rep, slug: str) -> caldav.Calendar:
@@ -268,3 +276,32 @@ def test_a_client_put_over_busy_time_is_accepted_and_reported_as_a_conflict(
     [data] = [p["data"] for p in payloads if p["data"]["uid"] == uid]
     assert data["source"] == "calendar" and data["owner"] == rep.username
     assert [c["title"] for c in data["conflicts"]] == ["CRM meeting"]
+
+
+# --- the entry page -------------------------------------------------------------------------
+
+
+def test_the_entry_page_shows_its_overlaps_a_colleagues_only_as_busy(
+        api_gateway: Gateway, api: Api) -> None:
+    alice, bob = new_rep(api_gateway.store), new_rep(api_gateway.store)
+    with api_gateway.store.transaction() as session:
+        web_logins.set_password(session, get_user(session, alice.username), WEB_PASSWORD)
+    api.patch(f"/users/{alice.username}/sync-profile", {"conflicts": "warn"})
+    book(api, alice, f"Own {HOSTILE}", "2026-12-11T09:00:00Z", "2026-12-11T10:00:00Z")
+    book(api, bob, "Bob's private call", "2026-12-11T09:30:00Z", "2026-12-11T10:30:00Z")
+    made = book(api, alice, "Review", "2026-12-11T09:15:00Z", "2026-12-11T09:45:00Z",
+                attendees=[bob.username])
+    assert len(made.json()["conflicts"]) == 2
+    client = requests.Session()
+    _sessions.append(client)
+    page = client.get(api_gateway.url + "account/", timeout=10).text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert csrf is not None
+    client.post(api_gateway.url + "account/sign-in", timeout=10, data={
+        "login": alice.username, "password": WEB_PASSWORD, "csrf": csrf.group(1)})
+    shown = client.get(f"{api_gateway.url}account/entries/{made.json()['id']}", timeout=10)
+    assert shown.status_code == 200
+    table = shown.text[shown.text.index('id="conflicts"'):]
+    assert "Own &lt;img src=x" in table and HOSTILE not in shown.text
+    assert f"<td>{bob.username}</td><td>busy</td>" in table
+    assert "Bob&#39;s private call" not in shown.text and "private call" not in shown.text
