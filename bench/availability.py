@@ -77,38 +77,39 @@ def seed(store: Store, size: int, in_window: int) -> None:
         while made < size:
             batch = min(5000, size - made)
             with store.transaction() as session:
-                first = session.scalar(select(DiaryEntry.id).order_by(
-                    DiaryEntry.id.desc()).limit(1)) or 0
-                entries, items, occurrences = [], [], []
+                entries, rows_of = [], []
                 for k in range(batch):
                     n = made + k
-                    entry_id = first + 1 + k
                     start = now - timedelta(days=60 + n % 3000, hours=n % 9)
                     end = start + timedelta(hours=1)
                     uid = f"old-{name}-{n}@bench"
                     ical = ICAL.format(uid=uid, start=start, end=end, n=n)
+                    rows_of.append((n, uid, ical, start, end))
                     entries.append({
-                        "id": entry_id, "uid": uid, "href": f"old-{n}.ics", "type_id": type_id,
+                        "uid": uid, "href": f"old-{n}.ics", "type_id": type_id,
                         "owner_user_id": user_id, "organizer_user_id": user_id,
                         "organizer_email": f"{name}@acme.example", "title": f"Old {n}",
                         "start_utc": start, "end_utc": end, "span_start_utc": start,
                         "span_end_utc": end, "all_day": False, "has_overrides": False,
                         "origin": "crm", "automation": False, "busy": True, "ical": ical,
                         "sequence": 0, "revision": 1, "created_at": now, "updated_at": now})
-                    items.append({
-                        "calendar_id": calendar_id, "entry_id": entry_id,
-                        "href": f"old-{n}.ics", "uid": uid, "ical": ical, "etag": '"x"',
-                        "start_utc": start, "end_utc": end, "revision": 1, "deleted": False,
-                        "updated_at": now})
-                session.execute(insert(DiaryEntry), entries)
-                session.execute(insert(PublishedItem), items)
-                rows = session.execute(select(PublishedItem.id, PublishedItem.start_utc,
-                                              PublishedItem.end_utc)
-                                       .where(PublishedItem.entry_id > first,
-                                              PublishedItem.calendar_id == calendar_id)).all()
-                occurrences = [{"item_id": i, "calendar_id": calendar_id, "start_utc": s,
-                                "end_utc": e, "long": False} for i, s, e in rows]
-                session.execute(insert(Occurrence), occurrences)
+                entry_ids = session.scalars(
+                    insert(DiaryEntry).returning(DiaryEntry.id, sort_by_parameter_order=True),
+                    entries).all()
+                items = [{"calendar_id": calendar_id, "entry_id": entry_id,
+                          "href": f"old-{n}.ics", "uid": uid, "ical": ical, "etag": '"x"',
+                          "start_utc": start, "end_utc": end, "revision": 1,
+                          "deleted": False, "updated_at": now}
+                         for entry_id, (n, uid, ical, start, end) in zip(entry_ids, rows_of,
+                                                                         strict=True)]
+                item_ids = session.scalars(
+                    insert(PublishedItem).returning(PublishedItem.id,
+                                                    sort_by_parameter_order=True),
+                    items).all()
+                session.execute(insert(Occurrence), [
+                    {"item_id": item_id, "calendar_id": calendar_id, "start_utc": item["start_utc"],
+                     "end_utc": item["end_utc"], "long": False}
+                    for item_id, item in zip(item_ids, items, strict=True)])
             made += batch
         if store.engine.dialect.name == "postgresql":
             with store.engine.begin() as connection:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, select, union_all
+from sqlalchemy import Select, func, select, union_all
 from sqlalchemy.orm import Session
 
 from gateway.ical import InvalidCalendarObject, bounded_occurrences
@@ -74,14 +74,11 @@ def busy_spans_of(session: Session, user_ids: Sequence[int], start: datetime, en
     found: dict[int, list[BusySpan]] = {user_id: [] for user_id in user_ids}
     if end <= start or not user_ids:
         return found
-    calendars = {calendar_id: (user_id, slug) for calendar_id, user_id, slug in session.execute(
-        select(Calendar.id, Calendar.user_id, Calendar.slug)
-        .where(Calendar.user_id.in_(list(found))))}
-    if calendars:
-        diary = _indexed(session, calendars, start, end, exclude_entry)
-        diary.extend(_past_horizon(session, calendars, start, end, exclude_entry))
-        for user_id, span in _declined(session, diary):
-            found[user_id].append(span)
+    users = list(found)
+    diary = _indexed(session, users, start, end, exclude_entry)
+    diary.extend(_past_horizon(session, users, start, end, exclude_entry))
+    for user_id, span in _declined(session, diary):
+        found[user_id].append(span)
     for user_id, span in _linked(session, list(found), start, end):
         found[user_id].append(span)
     for spans in found.values():
@@ -89,7 +86,6 @@ def busy_spans_of(session: Session, user_ids: Sequence[int], start: datetime, en
     return found
 
 
-Calendars = dict[int, tuple[int, str]]  # calendar id -> (user id, slug)
 Found = list[tuple[int, BusySpan]]  # (whose busy time, the span)
 
 
@@ -119,46 +115,47 @@ def _declined(session: Session, found: Found) -> Found:
             if span.calendar != INVITATIONS or (span.entry_id, user_id) not in declined]
 
 
-def _indexed(session: Session, calendars: Calendars, start: datetime, end: datetime,
+def _indexed(session: Session, user_ids: list[int], start: datetime, end: datetime,
              exclude_entry: int | None) -> Found:
     # Short instances by a range scan from (start - LONG), long ones by their own small scan:
-    # each one range of ix_occurrences_range per calendar, in one round trip.
-    def part(long: bool) -> Select[datetime, datetime, int, int, str, int | None]:
+    # each one range of ix_occurrences_range per calendar of the users, in one round trip.
+    def part(long: bool) -> Select[datetime, datetime, int, str, int, str, int | None]:
         low = Occurrence.start_utc >= start - LONG if not long else \
             Occurrence.start_utc.is_not(None)
-        return (select(Occurrence.start_utc, Occurrence.end_utc, Occurrence.calendar_id,
-                       DiaryEntry.id, DiaryEntry.title, DiaryEntry.owner_user_id)
+        return (select(Occurrence.start_utc, Occurrence.end_utc, Calendar.user_id,
+                       Calendar.slug, DiaryEntry.id, DiaryEntry.title,
+                       DiaryEntry.owner_user_id)
+                .join(Calendar, Calendar.id == Occurrence.calendar_id)
                 .join(PublishedItem, PublishedItem.id == Occurrence.item_id)
                 .join(DiaryEntry, DiaryEntry.id == PublishedItem.entry_id)
-                .where(Occurrence.calendar_id.in_(list(calendars)), Occurrence.long.is_(long),
+                .where(Calendar.user_id.in_(user_ids), Occurrence.long.is_(long),
                        low, Occurrence.start_utc < end, Occurrence.end_utc > start,
                        *_live_and_busy(exclude_entry)))  # type: ignore[arg-type]
 
     rows = session.execute(union_all(part(False), part(True))).all()
-    return [(calendars[calendar_id][0],
-             BusySpan(s, e, entry_id, title, calendars[calendar_id][1], owner))
-            for s, e, calendar_id, entry_id, title, owner in rows]
+    return [(user_id, BusySpan(s, e, entry_id, title, slug, owner))
+            for s, e, user_id, slug, entry_id, title, owner in rows]
 
 
-def _past_horizon(session: Session, calendars: Calendars, start: datetime, end: datetime,
+def _past_horizon(session: Session, user_ids: list[int], start: datetime, end: datetime,
                   exclude_entry: int | None) -> Found:
     """Instances after the horizon of series the index holds only up to one."""
     rows = session.execute(
-        select(PublishedItem.calendar_id, PublishedItem.horizon_utc, DiaryEntry)
+        select(Calendar.user_id, Calendar.slug, PublishedItem.horizon_utc, DiaryEntry)
+        .join(Calendar, Calendar.id == PublishedItem.calendar_id)
         .join(DiaryEntry, DiaryEntry.id == PublishedItem.entry_id)
-        .where(PublishedItem.calendar_id.in_(list(calendars)),
+        .where(Calendar.user_id.in_(user_ids),
                PublishedItem.horizon_utc.is_not(None), PublishedItem.horizon_utc < end,
                *_live_and_busy(exclude_entry))  # type: ignore[arg-type]
     ).all()
     found: Found = []
-    for calendar_id, horizon, entry in rows:
+    for user_id, slug, horizon, entry in rows:
         assert horizon is not None
         try:
             spans = bounded_occurrences(entry.ical, max(start, horizon), end,
                                         MAX_INSTANCES).spans
         except InvalidCalendarObject:
             continue  # logged when it was indexed; it has no instances to count
-        user_id, slug = calendars[calendar_id]
         found.extend((user_id, BusySpan(s, e, entry.id, entry.title, slug,
                                         entry.owner_user_id))
                      for s, e in spans if s >= horizon and e > start)
@@ -166,22 +163,19 @@ def _past_horizon(session: Session, calendars: Calendars, start: datetime, end: 
 
 
 def _linked(session: Session, user_ids: list[int], start: datetime, end: datetime) -> Found:
-    # The users' linked calendars first: objects are then found by their calendar's index.
-    calendars = {calendar_id: (user_id, name) for calendar_id, user_id, name in session.execute(
-        select(LinkedCalendar.id, LinkedAccount.user_id, LinkedCalendar.name)
-        .join(LinkedAccount, LinkedAccount.id == LinkedCalendar.account_id)
-        .where(LinkedAccount.user_id.in_(user_ids)))}
-    if not calendars:
-        return []
+    # "coalesce(entry_id, 0) = 0" for "no entry": found from the users' linked calendars by
+    # each calendar's index, not by scanning every object without an entry.
     rows = session.execute(
-        select(LinkedObject.busy_start_utc, LinkedObject.busy_end_utc, LinkedObject.calendar_id)
-        .where(LinkedObject.calendar_id.in_(list(calendars)), LinkedObject.entry_id.is_(None),
+        select(LinkedObject.busy_start_utc, LinkedObject.busy_end_utc, LinkedAccount.user_id,
+               LinkedCalendar.name)
+        .join(LinkedCalendar, LinkedCalendar.id == LinkedObject.calendar_id)
+        .join(LinkedAccount, LinkedAccount.id == LinkedCalendar.account_id)
+        .where(LinkedAccount.user_id.in_(user_ids),
+               func.coalesce(LinkedObject.entry_id, 0) == 0,
                LinkedObject.busy_start_utc < end, LinkedObject.busy_end_utc > start)
     ).all()
-    return [(calendars[calendar_id][0],
-             BusySpan(s, e, None, "busy", calendars[calendar_id][1] or "linked",
-                      calendars[calendar_id][0]))
-            for s, e, calendar_id in rows if s is not None and e is not None]
+    return [(user_id, BusySpan(s, e, None, "busy", name or "linked", user_id))
+            for s, e, user_id, name in rows if s is not None and e is not None]
 
 
 def merged(spans: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
