@@ -9,6 +9,7 @@ truth: CRM-made entries are rendered once, deterministically, and later CRM edit
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -62,10 +63,17 @@ class EntryDraft:
 
 @dataclass(frozen=True)
 class EntryEdit:
+    """A CRM-side change; ``None`` keeps a field. ``location``/``description`` set to ""
+    remove it; ``attendees`` (usernames or emails) replaces the participants, each one who
+    stays keeping their answer."""
+
     title: str | None = None
     start: datetime | None = None
     end: datetime | None = None
     type_name: str | None = None
+    location: str | None = None
+    description: str | None = None
+    attendees: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -151,11 +159,8 @@ def create_entry(session: Session, draft: EntryDraft, *, origin: str = "crm",
     tzid = check_tzid(draft.tzid)
     if draft.end < draft.start:
         raise Invalid("the end of an entry is before its start")
-    participants: dict[str, Participant] = {}
-    for token in draft.attendees:
-        participant = resolve_participant(session, token)
-        if organizer is None or participant.user_id != organizer.id:
-            participants.setdefault(participant.email, participant)
+    participants = _participants_of(session, draft.attendees,
+                                    organizer.id if organizer else None)
 
     now = utcnow().replace(microsecond=0)
     uid = draft.uid or f"{uuid.uuid4()}@crm-gateway"
@@ -230,13 +235,19 @@ def update_entry(session: Session, entry: DiaryEntry, edit: EntryEdit, *,
         raise Invalid("the end of an entry is before its start")
     if edit.title is not None and not edit.title.strip():
         raise Invalid("an entry needs a title")
-    if edit.title is not None or edit.start is not None or edit.end is not None:
+    attendees = KEEP if edit.attendees is None else _replace_participants(
+        session, entry, edit.attendees)
+    if any(value is not None for value in (edit.title, edit.start, edit.end, edit.location,
+                                           edit.description, edit.attendees)):
         now = utcnow().replace(microsecond=0)
         timing = edit.start is not None or edit.end is not None
         patch = EventPatch(
             title=edit.title.strip() if edit.title is not None else KEEP,
             start=start if timing else KEEP,
             end=end if timing else KEEP,
+            location=KEEP if edit.location is None else (edit.location.strip() or None),
+            description=KEEP if edit.description is None else (edit.description or None),
+            attendees=attendees,
         )
         try:
             entry.ical = patch_event(entry.ical, patch, now)
@@ -247,11 +258,36 @@ def update_entry(session: Session, entry: DiaryEntry, edit: EntryEdit, *,
     entry.revision += 1
     session.flush()
     publish_entry(session, entry)
-    if edit.start is not None or edit.end is not None:
+    if edit.start is not None or edit.end is not None or edit.attendees is not None:
         check_booking(session, entry, force=force)
     entry_changed(session, "updated", entry, origin)
     invitations.entry_updated(session, entry, before)
     return entry
+
+
+def _participants_of(session: Session, tokens: Iterable[str],
+                     organizer_id: int | None) -> dict[str, Participant]:
+    """Each attendee once (by email), the organiser left out."""
+    found: dict[str, Participant] = {}
+    for token in tokens:
+        participant = resolve_participant(session, token)
+        if organizer_id is None or participant.user_id != organizer_id:
+            found.setdefault(participant.email, participant)
+    return found
+
+
+def _replace_participants(session: Session, entry: DiaryEntry,
+                          tokens: tuple[str, ...]) -> tuple[Attendee, ...]:
+    """Make ``tokens`` the entry's participants (those who stay keep their answer); the
+    ATTENDEE lines for them."""
+    wanted = _participants_of(session, tokens, entry.organizer_user_id)
+    staying = {row.email: row for row in entry.participants if row.email in wanted}
+    entry.participants = [
+        staying.get(email) or EntryParticipant(
+            email=p.email, name=p.name, user_id=p.user_id, contact_id=p.contact_id,
+            partstat="NEEDS-ACTION")
+        for email, p in wanted.items()]
+    return tuple(Attendee(row.email, row.name, row.partstat) for row in entry.participants)
 
 
 def delete_entry(session: Session, entry: DiaryEntry, *, origin: str = "crm") -> None:

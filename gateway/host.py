@@ -175,21 +175,24 @@ def run(config: Config, store: Store, roles: list[str]) -> int:
 
 
 def _provide_mail_probe(reactor: Any, config: Config, store: Store) -> None:
-    """Let the HTTP role's API test mailboxes: the IMAP edge's test, run on this reactor
-    from the API's worker thread."""
+    """Let the HTTP role's API and pages test and poll mailboxes: the IMAP edge's
+    coroutines, run on this reactor from the request's worker thread."""
     from twisted.internet import defer, threads
 
-    from bcc_ingest.imap import test_account
+    from bcc_ingest.imap import poll_now, test_account
     from gateway import mail_probe
 
+    def on_reactor(work: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+        return threads.blockingCallFromThread(
+            reactor, lambda: defer.Deferred.fromCoroutine(work()))
+
     def probe(account_id: int) -> Any:
-        def run() -> Any:
-            return defer.Deferred.fromCoroutine(test_account(reactor, config, store,
-                                                             account_id))
+        return on_reactor(lambda: test_account(reactor, config, store, account_id))
 
-        return threads.blockingCallFromThread(reactor, run)
+    def poll(username: str) -> Any:
+        return on_reactor(lambda: poll_now(reactor, config, store, [username]))
 
-    mail_probe.provide(probe)
+    mail_probe.provide(probe, poll)
 
 
 def _provide_linked() -> None:

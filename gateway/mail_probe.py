@@ -1,18 +1,20 @@
-"""The mailbox connectivity test as the core sees it: a probe the process provides.
+"""The mailbox connectivity test and "sync now" as the core sees them: operations the
+process provides.
 
-The test itself speaks IMAP, so it lives in the IMAP edge; an HTTP edge may not import that
-edge. The process host (which sits above both) hands the core a blocking ``Probe`` when it
-starts the HTTP role, and the API calls ``test_mailbox``. The rule that a refused login
-pauses the account (so the poller stops knocking with a wrong password) is ``record_outcome``,
-shared with ``crm-gateway mail test``.
+Both speak IMAP, so they live in the IMAP edge; an HTTP edge may not import that edge. The
+process host (which sits above both) hands the core a blocking ``Probe`` and ``Poll`` when it
+starts the HTTP role; the API and the pages call ``test_mailbox`` and ``poll_mailbox``. The
+rule that a refused login pauses the account (so the poller stops knocking with a wrong
+password) is ``record_outcome``, shared with ``crm-gateway mail test``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+from gateway.connectivity import FAILED, Step
 from gateway.db import Store
 from gateway.errors import DomainError
 from gateway.mail_accounts import get_account, pause_after_refused_login
@@ -39,22 +41,33 @@ class ResultLike(Protocol):
 
 @dataclass(frozen=True)
 class Outcome:
-    steps: tuple[tuple[str, str, str], ...]  # (name, status, detail) in order
+    steps: tuple[Step, ...]
     ok: bool
     paused: bool
 
+    @property
+    def failed(self) -> Step | None:
+        return next((step for step in self.steps if step.status == FAILED), None)
+
 
 Probe = Callable[[int], ResultLike]  # account id -> result; blocks, runs no transaction
-_provided: list[Probe] = []
+Poll = Callable[[str], Sequence[Any]]  # username -> one report per account polled; blocks
+_provided: list[tuple[Probe, Poll]] = []
 
 
 class ProbeUnavailable(DomainError):
     """This process cannot run the test (no IMAP edge was provided to it)."""
 
 
-def provide(probe: Probe) -> None:
-    """Install the process's probe (the host does, when it starts the HTTP role)."""
-    _provided[:] = [probe]
+def provide(probe: Probe, poll: Poll) -> None:
+    """Install the process's operations (the host does, when it starts the HTTP role)."""
+    _provided[:] = [(probe, poll)]
+
+
+def _operations() -> tuple[Probe, Poll]:
+    if not _provided:
+        raise ProbeUnavailable("this process cannot reach mailboxes (it runs no IMAP edge)")
+    return _provided[0]
 
 
 def record_outcome(store: Store, username: str, result: ResultLike) -> Outcome:
@@ -65,14 +78,19 @@ def record_outcome(store: Store, username: str, result: ResultLike) -> Outcome:
         with store.transaction() as session:
             pause_after_refused_login(session, get_user(session, username), failed.name,
                                       failed.detail)
-    return Outcome(tuple((s.name, s.status, s.detail) for s in result.steps),
+    return Outcome(tuple(Step(s.name, s.status, s.detail) for s in result.steps),
                    failed is None, paused)
 
 
 def test_mailbox(store: Store, username: str) -> Outcome:
     """Run the connectivity test of ``username``'s mailbox (outside any transaction)."""
-    if not _provided:
-        raise ProbeUnavailable("this process cannot test mailboxes (it runs no IMAP edge)")
+    probe, _ = _operations()
     with store.reading() as session:
         account_id = get_account(session, get_user(session, username)).id
-    return record_outcome(store, username, _provided[0](account_id))
+    return record_outcome(store, username, probe(account_id))
+
+
+def poll_mailbox(username: str) -> Sequence[Any]:
+    """Poll ``username``'s mailbox now ("sync now"), outside any transaction."""
+    _, poll = _operations()
+    return poll(username)

@@ -25,7 +25,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from gateway.clock import utcnow
-from gateway.config import Config, ConfigError
+from gateway.config import Config, ConfigError, public_base_url
 from gateway.db import Store
 from gateway.errors import Invalid, NotFound
 from gateway.models import OutboundAttempt, OutboundMail
@@ -44,7 +44,7 @@ class OutboundSettings:
 
     from_address: str
     send_as_organizer: bool = False
-    public_url: str = ""  # http.public_url ending in "/", or "" when none is set
+    public_url: str = ""  # where people reach the pages (config.public_base_url)
 
     @property
     def domain(self) -> str:
@@ -60,10 +60,8 @@ def settings_from(config: Config) -> OutboundSettings | None:
     if not sender:
         raise ConfigError("outbound.from_address: needed when outbound.smtp_url is set "
                           "(the address the gateway's mail comes from)")
-    public = str(config.get("http", "public_url"))
-    if public and not public.endswith("/"):
-        public += "/"
-    return OutboundSettings(sender, bool(config.get("outbound", "send_as_organizer")), public)
+    return OutboundSettings(sender, bool(config.get("outbound", "send_as_organizer")),
+                            public_base_url(config))
 
 
 def attach(store: Store, settings: OutboundSettings | None) -> None:

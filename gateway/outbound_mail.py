@@ -60,7 +60,7 @@ def when(entry: DiaryEntry) -> str:
 
 
 def entry_link(settings: OutboundSettings, entry: DiaryEntry) -> str | None:
-    """The entry's page in the web pages, when the gateway has a public address."""
+    """The entry's page in the web pages."""
     return f"{settings.public_url}account/entries/{entry.id}" if settings.public_url else None
 
 

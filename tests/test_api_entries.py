@@ -56,6 +56,25 @@ def test_an_entry_made_in_the_api_is_in_the_reps_calendar(api_gateway: Gateway, 
     assert str(shown.icalendar_component["LOCATION"]) == "Room 1"
 
 
+def test_a_patch_moves_the_place_and_replaces_the_attendees_in_the_reps_calendar(
+        api_gateway: Gateway, api: Api, rep: Rep) -> None:
+    entry = new_entry(api, rep, attendees=["hank@globex.example"], location="Room 1").json()
+    changed = api.patch(f"/entries/{entry['id']}", {
+        "location": "Room 4", "attendees": ["erin@initech.example", "frank@initech.example"]},
+        headers={"If-Match": entry["etag"]})
+    assert changed.status_code == 200, changed.text
+    assert sorted(p["email"] for p in changed.json()["participants"]) == [
+        "erin@initech.example", "frank@initech.example"]
+    [shown] = [e for e in meeting_calendar(api_gateway, rep).events()
+               if e.icalendar_component["UID"] == entry["uid"]]
+    event = shown.icalendar_component
+    assert str(event["LOCATION"]) == "Room 4"
+    assert sorted(str(a).lower() for a in event.get("ATTENDEE")) == [
+        "mailto:erin@initech.example", "mailto:frank@initech.example"]
+    problem(api.patch(f"/entries/{entry['id']}", {"attendees": ["nobody-here"]}),
+            404, "not-found")
+
+
 def test_a_put_from_a_calendar_client_is_in_the_api(api_gateway: Gateway, api: Api,
                                                     rep: Rep) -> None:
     calendar = meeting_calendar(api_gateway, rep)

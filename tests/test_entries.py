@@ -142,3 +142,34 @@ def test_automation_entries_have_no_organiser(crm: Store) -> None:
         entry = create_entry(session, draft(organizer=None, automation=True, attendees=("alice",)))
         assert entry.organizer_user_id is None and entry.owner_user_id is None
         assert parse_event(entry.ical).organizer_email is None
+
+
+def test_a_crm_edit_changes_place_and_attendees_and_those_who_stay_keep_their_answer(
+        crm: Store) -> None:
+    with crm.transaction() as session:
+        entry = create_entry(session, draft(attendees=("bob", "hank@globex.example"),
+                                            location="Room 1", description="Agenda"))
+        entry_id = entry.id
+        next(p for p in entry.participants if p.email == "bob@acme.example").partstat = \
+            "ACCEPTED"
+    with crm.transaction() as session:
+        entry = get_entry(session, entry_id)
+        update_entry(session, entry, EntryEdit(
+            location="Room 4", description="", attendees=("bob", "new@initech.example",
+                                                          "alice")))
+        answers = {p.email: p.partstat for p in entry.participants}
+        text = entry.ical
+    # Hank was taken off, the new attendee is asked, Bob keeps his answer; the organiser
+    # is never her own attendee.
+    assert answers == {"bob@acme.example": "ACCEPTED", "new@initech.example": "NEEDS-ACTION"}
+    data = parse_event(text)
+    assert data.location == "Room 4" and data.description is None
+    assert {(a.email, a.partstat) for a in data.attendees} == {
+        ("bob@acme.example", "ACCEPTED"), ("new@initech.example", "NEEDS-ACTION")}
+    with crm.transaction() as session:
+        entry = get_entry(session, entry_id)
+        update_entry(session, entry, EntryEdit(attendees=()))
+        assert entry.participants == []
+        assert "ATTENDEE" not in entry.ical
+        with pytest.raises(NotFound):
+            update_entry(session, entry, EntryEdit(attendees=("nobody-by-that-name",)))

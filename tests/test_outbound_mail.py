@@ -154,6 +154,40 @@ def test_a_reschedule_sends_a_request_with_a_bumped_sequence_and_a_delete_a_canc
     assert len({first.message_id, moved.message_id, cancelled.message_id}) == 3
 
 
+def test_a_new_place_or_new_attendees_requests_and_the_removed_get_a_cancel(
+    mailing_cli: CliRun, crm: Store, relay: Smarthost,
+) -> None:
+    ok(mailing_cli, "sync", "profile", "--invitations", "always")
+    entry_id = add_entry(mailing_cli, "Pricing review", "carol@globex.example",
+                         "dave@globex.example")
+    assert send_due(crm, relay) == ["sent", "sent"]
+    ok(mailing_cli, "entries", "set", str(entry_id), "--location", "Room 4")
+    assert sorted(send_due(crm, relay)) == ["sent", "sent"]  # both told of the new place
+    ok(mailing_cli, "entries", "set", str(entry_id), "--attendees",
+       "carol@globex.example,erin@initech.example,bob")
+    assert sorted(send_due(crm, relay)) == ["sent", "sent", "sent"]
+    mails = relay.wait_for(7)
+    placed = [m for m in mails[2:4]]
+    assert {m.rcpt_tos for m in placed} == {("carol@globex.example",), ("dave@globex.example",)}
+    assert all(m.calendar().walk("VEVENT")[0]["LOCATION"] == "Room 4"  # type: ignore[union-attr]
+               for m in placed)
+    last = {m.rcpt_tos[0]: m for m in mails[4:]}
+    assert set(last) == {"carol@globex.example", "erin@initech.example",
+                         "dave@globex.example"}  # bob is a CRM user: his calendar shows it
+    assert last["dave@globex.example"].calendar_method_param() == "CANCEL"
+    for invited in ("carol@globex.example", "erin@initech.example"):
+        assert last[invited].calendar_method_param() == "REQUEST"
+        event = last[invited].calendar().walk("VEVENT")[0]  # type: ignore[union-attr]
+        attendees = {str(a).lower() for a in event.get("ATTENDEE")}
+        assert attendees == {"mailto:carol@globex.example", "mailto:erin@initech.example",
+                             "mailto:bob@acme.example"}
+        assert int(event["SEQUENCE"]) == 2
+    assert send_due(crm, relay) == []
+    ok(mailing_cli, "entries", "set", str(entry_id), "--attendees",
+       "carol@globex.example,erin@initech.example,bob")
+    assert send_due(crm, relay) == []  # the same attendees again: nothing to say
+
+
 def test_never_sends_no_invitation(mailing_cli: CliRun, crm: Store, relay: Smarthost) -> None:
     ok(mailing_cli, "sync", "profile", "--invitations", "never")
     entry_id = add_entry(mailing_cli, "Pricing review", "carol@globex.example")

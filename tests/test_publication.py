@@ -87,6 +87,18 @@ def test_new_entry_is_published_to_organiser_and_invited_users_only(crm: Store) 
     assert "ATTENDEE" in alice_text and "CN=Hank Scorpio" in alice_text
 
 
+def test_taking_a_user_off_an_entry_takes_it_out_of_their_invitations(crm: Store) -> None:
+    entry = add(crm, attendees=("bob",))
+    assert ("bob", "invitations", entry) in live(snapshot(crm))
+    with crm.transaction() as session:
+        update_entry(session, session.get_one(DiaryEntry, entry),
+                     EntryEdit(attendees=("hank@globex.example",)))
+    state = snapshot(crm)
+    assert live(state) == {("alice", "meeting", entry)}
+    assert state[("bob", "invitations", entry)][1]  # a tombstone: Bob's client drops it
+    assert "CN=Hank Scorpio" in state[("alice", "meeting", entry)][2]
+
+
 def test_editing_an_entry_republishes_exactly_its_calendars(crm: Store) -> None:
     entry = add(crm, attendees=("bob",))
     other = add(crm, title="Unrelated", organizer="bob")

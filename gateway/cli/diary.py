@@ -69,6 +69,11 @@ def register(commands: Any) -> None:
     change.add_argument("--start", metavar="ISO")
     change.add_argument("--end", metavar="ISO")
     change.add_argument("--type", metavar="NAME")
+    change.add_argument("--location", help='"" removes it')
+    change.add_argument("--description", help='"" removes it')
+    change.add_argument("--attendees", metavar="LIST",
+                        help="usernames or emails, comma-separated: replaces the attendees "
+                        '(those who stay keep their answer; "" removes all)')
     change.add_argument("--force", action="store_true",
                         help="move it even over busy time (conflicts = refuse)")
     change.set_defaults(handler=do_entry_set)
@@ -192,7 +197,9 @@ def do_entry_set(context: Context, args: argparse.Namespace) -> int:
             title=args.title,
             start=parse_when(args.start, zone) if args.start else None,
             end=parse_when(args.end, zone) if args.end else None,
-            type_name=args.type,
+            type_name=args.type, location=args.location, description=args.description,
+            attendees=None if args.attendees is None else tuple(
+                name.strip() for name in args.attendees.split(",") if name.strip()),
         )
         update_entry(session, entry, edit, force=args.force)
         data = describe_entry(entry)

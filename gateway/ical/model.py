@@ -129,7 +129,8 @@ class EventPatch:
 
     ``description``/``location`` set to ``None`` remove the property; ``title`` set to
     ``""`` removes SUMMARY. ``start``/``end`` are aware instants; ``tzid`` (IANA or
-    ``None`` for UTC) and ``all_day`` choose how they are written.
+    ``None`` for UTC) and ``all_day`` choose how they are written. ``attendees`` replaces
+    every ATTENDEE line (an empty tuple removes them).
     """
 
     title: str | Keep = KEEP
@@ -139,6 +140,7 @@ class EventPatch:
     end: datetime | Keep = KEEP
     tzid: str | Keep | None = KEEP
     all_day: bool | Keep = KEEP
+    attendees: tuple[Attendee, ...] | Keep = KEEP  # every ATTENDEE line, replaced
 
     def changes_timing(self) -> bool:
         """Whether DTSTART/DTEND have to be rewritten."""

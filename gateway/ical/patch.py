@@ -22,7 +22,7 @@ from gateway.ical.contentlines import (
 )
 from gateway.ical.model import KEEP, EventData, EventPatch, Keep, PatchRefused
 from gateway.ical.parse import event_data
-from gateway.ical.render import timing_lines
+from gateway.ical.render import attendee_line, timing_lines
 from gateway.ical.structure import CalendarObject, load_object, values
 from gateway.ical.timezones import output_tzid
 from gateway.ical.timing import format_utc, utc_instant
@@ -127,6 +127,8 @@ def _new_properties(
         updates[name] = [] if value is None else [content_line(name, escape_text(value))]
         for shadow in _SHADOWS[name]:
             updates[shadow] = []
+    if not isinstance(changes.attendees, Keep):
+        updates["ATTENDEE"] = [attendee_line(attendee) for attendee in changes.attendees]
     tzid = None
     if changes.changes_timing():
         (dtstart, dtend), tzid = _timing_changes(calendar_object, current, changes)

@@ -298,6 +298,11 @@ class EntryPatch(Request):
     start: Moment | None = None
     end: Moment | None = None
     type: TypeName | None = None
+    location: LongText | None = Field(None, description='"" removes it')
+    description: LongText | None = Field(None, description='"" removes it')
+    attendees: list[Email] | None = Field(
+        None, max_length=100, description="usernames or emails: replaces the attendees "
+        "(those who stay keep their answer; [] removes all)")
     force: bool = Field(False, description="as for a create")
 
 

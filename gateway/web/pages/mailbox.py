@@ -1,31 +1,25 @@
 """Connecting a rep's mailbox from "My sync": presets, the step-by-step test, sync now.
 
-The connectivity test and the one-off poll are coroutines of ``bcc_ingest.imap`` on the
-reactor; this WSGI thread waits for them with ``blockingCallFromThread``. Those two entry
-points are all the pages use of the poller.
+The connectivity test and the one-off poll are the IMAP edge's, which the process provides
+to the core (``gateway.mail_probe``), as for the API; this WSGI thread waits for them.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from twisted.internet import defer, threads
 from werkzeug.wrappers import Response
 
-from gateway import web_logins
+from gateway import mail_probe, web_logins
 from gateway.errors import DomainError
 from gateway.key_check import check_key
 from gateway.mail_accounts import (
     POP3_REFUSED,
     PROVIDERS,
-    get_account,
     pause_account,
     remove_account,
     resolve_settings,
     resume_account,
     set_account,
 )
-from gateway.mail_probe import record_outcome
 from gateway.secrets import SecretBox
 from gateway.web.pages.account import HOME, my_sync, signed_in
 from gateway.web.pages.page import Page
@@ -34,25 +28,11 @@ PAUSED_FROM_PAGE = "paused from My sync"
 FIELDS = ("provider", "protocol", "host", "port", "tls", "login")
 
 
-def _on_reactor(work: Any) -> Any:
-    from twisted.internet import reactor
-
-    return threads.blockingCallFromThread(
-        reactor, lambda: defer.Deferred.fromCoroutine(work(reactor)))
-
-
-def run_test(page: Page, user_id: int) -> Any:
+def run_test(page: Page, user_id: int) -> mail_probe.Outcome:
     """The connectivity test of the user's account; pauses it when the login was refused."""
-    from bcc_ingest.imap import test_account
-
-    app = page.app
-    with app.store.reading() as session:
-        account_id = get_account(session, web_logins.get_person(session, user_id)).id
+    with page.app.store.reading() as session:
         username = web_logins.get_person(session, user_id).username
-    result = _on_reactor(lambda reactor: test_account(reactor, app.config, app.store,
-                                                      account_id))
-    record_outcome(app.store, username, result)  # a refused login pauses the account
-    return result
+    return mail_probe.test_mailbox(page.app.store, username)
 
 
 def connect(page: Page) -> Response:
@@ -91,12 +71,7 @@ def mailbox_action(page: Page) -> Response:
         if action == "test":
             return my_sync(page, check=run_test(page, user_id))
         if action == "sync":
-            from bcc_ingest.imap import poll_now
-
-            app = page.app
-            reports = _on_reactor(lambda reactor: poll_now(reactor, app.config, app.store,
-                                                           [username]))
-            return my_sync(page, polled=reports)
+            return my_sync(page, polled=mail_probe.poll_mailbox(username))
         with page.app.store.transaction() as session:
             user = web_logins.get_person(session, user_id)
             if action == "resume":

@@ -140,7 +140,8 @@ def update_entry_(call: Call) -> Reply:
         title=body.title,
         start=body.start.astimezone(UTC) if body.start else None,
         end=body.end.astimezone(UTC) if body.end else None,
-        type_name=body.type,
+        type_name=body.type, location=body.location, description=body.description,
+        attendees=None if body.attendees is None else tuple(body.attendees),
     )
     return _answer(call, update_entry(call.session, entry, edit, origin="api",
                                       force=body.force))

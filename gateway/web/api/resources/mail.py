@@ -80,5 +80,5 @@ def resume_mail_account(call: Call) -> MailAccountOut:
 def test_mail_account(call: Call) -> MailTestOut:
     outcome = mail_probe.test_mailbox(call.store, call.params["username"])
     return MailTestOut(ok=outcome.ok, paused=outcome.paused, steps=[
-        ProbeStepOut(name=name, status=status, detail=detail)  # type: ignore[arg-type]
-        for name, status, detail in outcome.steps])
+        ProbeStepOut(name=s.name, status=s.status, detail=s.detail)  # type: ignore[arg-type]
+        for s in outcome.steps])
