@@ -53,12 +53,12 @@ class BusySpan:
 
 
 def is_busy_time(ical: str, status: str | None) -> bool:
-    """Whether an event's stored iCalendar makes it busy time (RFC 5545 3.8.2.7: TRANSP is
-    OPAQUE unless said otherwise; a cancelled event blocks nothing)."""
+    """Whether an entry's stored iCalendar makes it busy time: only a VEVENT (a task is not),
+    TRANSP OPAQUE unless said otherwise (RFC 5545 3.8.2.7), and not cancelled."""
     if (status or "").upper() == "CANCELLED":
         return False
     master = _MASTER.search(ical)
-    return master is None or _TRANSPARENT.search(master.group(1)) is None
+    return master is not None and _TRANSPARENT.search(master.group(1)) is None
 
 
 def busy_spans(session: Session, user_id: int, start: datetime, end: datetime,

@@ -124,6 +124,8 @@ def test_transparent_and_cancelled_events_are_not_busy(crm: Store) -> None:
                       text.format(uid=uid, h=f"{hour:02d}", e=f"{hour + 1:02d}", extra=extra))
     assert busy(crm, "alice", at(0), at(24)) == [(at(9), at(10))]
     assert not is_busy_time("BEGIN:VEVENT\r\nTRANSP;X-A=1:transparent\r\nEND:VEVENT", None)
+    assert not is_busy_time("BEGIN:VTODO\r\nDUE:20261207T090000Z\r\nEND:VTODO", None)
+    assert is_busy_time("BEGIN:VEVENT\r\nSUMMARY:x\r\nEND:VEVENT", "CONFIRMED")
 
 
 def test_a_recurring_series_is_busy_at_each_instance_in_the_window(crm: Store) -> None:
@@ -302,6 +304,20 @@ def test_refuse_moves_too_and_a_declined_attendee_is_not_checked(crm: Store) -> 
         entry = session.get_one(DiaryEntry, entry_id)
         update_entry(session, entry, EntryEdit(start=at(9.5), end=at(10.5)))
         assert recorded(session, entry_id) == []
+
+
+def test_adding_a_busy_attendee_is_checked_like_a_move(crm: Store) -> None:
+    conflicts_setting(crm, "refuse")
+    book(crm, "Carol's call", at(9), at(10), organizer="carol")
+    entry_id = book(crm, "Review", at(9), at(10))
+    with crm.transaction() as session, pytest.raises(ConflictRefused) as refused:
+        entry = session.get_one(DiaryEntry, entry_id)
+        update_entry(session, entry, EntryEdit(attendees=("carol",)))
+    assert [c.user for c in refused.value.clashes] == ["carol"]
+    with crm.transaction() as session:
+        entry = session.get_one(DiaryEntry, entry_id)
+        update_entry(session, entry, EntryEdit(attendees=("carol",)), force=True)
+        assert [c.title for c in recorded(session, entry_id)] == ["Carol's call"]
 
 
 def test_allow_is_the_default_and_checks_nothing(crm: Store) -> None:

@@ -30,10 +30,10 @@ def upgrade() -> None:
                                    _CONFLICTS)
     op.add_column("diary_entries", sa.Column("busy", sa.Boolean(), nullable=False,
                                              server_default=sa.true()))
-    # Entries stored before: transparent or cancelled ones are not busy time (a text test of
-    # the stored iCalendar; every later write sets the flag from the parsed event).
+    # Entries stored before: transparent, cancelled or non-event ones are not busy time (a
+    # text test of the stored iCalendar; every later write sets the flag from the event).
     op.execute("UPDATE diary_entries SET busy = false WHERE ical LIKE '%TRANSP:TRANSPARENT%' "
-               "OR ical LIKE '%STATUS:CANCELLED%'")
+               "OR ical LIKE '%STATUS:CANCELLED%' OR ical NOT LIKE '%BEGIN:VEVENT%'")
     op.create_index("ix_published_items_horizon", "published_items",
                     ["calendar_id", "horizon_utc"])
     op.create_table(
