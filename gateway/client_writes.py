@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from gateway.calendars import CalendarView, ItemView
 from gateway.clock import utcnow
+from gateway.conflicts import note_client_write
 from gateway.entries import apply_event_data, resolve_participant
 from gateway.errors import Conflict, Invalid, NotFound, ReadOnly
 from gateway.ical import EventData, InvalidCalendarObject, UnsupportedComponent, parse_event
@@ -264,6 +265,7 @@ def put_event(
     session.flush()
     session.refresh(entry, ["type"])
     publish_entry(session, entry)
+    note_client_write(session, entry)  # overlaps are recorded, never refused (issue 13)
     entry_changed(session, reported, entry, "calendar")
     if notify and reported == "created":
         client_added(session, user, entry)

@@ -70,6 +70,16 @@ def _parse_listen(value: Any) -> str:
     return text
 
 
+def _parse_working_hours(value: Any) -> str:
+    from gateway.availability import parse_working_hours
+    from gateway.errors import Invalid
+
+    try:
+        return str(parse_working_hours(_parse_str(value)))
+    except Invalid as exc:
+        raise ValueError(str(exc)) from None
+
+
 def _parse_str_list(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         items = [part.strip() for part in value.split(",")]
@@ -367,6 +377,12 @@ SCHEMA: tuple[Option, ...] = (
     Option("feeds", "window_days_ahead", _parse_non_negative_int, 365,
            "A calendar feed holds the entries up to this many days after today",
            "a non-negative integer"),
+    Option("availability", "working_hours", _parse_working_hours, "Mon-Fri 09:00-17:00 UTC",
+           "Working hours of users who have none of their own ('users set --working-hours')",
+           "days, times and an IANA zone, e.g. 'Mon-Fri 09:00-17:00 Europe/Berlin'"),
+    Option("availability", "max_days", _parse_positive_int, 62,
+           "The longest window, in days, an availability query or free/busy answer covers",
+           "a positive integer"),
     Option("security", "secret_key", _parse_str, "",
            "Key that encrypts mailbox secrets at rest; every process on one database must use "
            "the same one. Empty: generated into the data folder (secret_key file) when first "

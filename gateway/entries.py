@@ -18,7 +18,9 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, defer, joinedload, selectinload
 
 from gateway import invitations
+from gateway.busy import is_busy_time
 from gateway.clock import utcnow
+from gateway.conflicts import check_booking
 from gateway.contacts import find_contact
 from gateway.diary_types import get_type
 from gateway.errors import Invalid, NotFound, ReadOnly
@@ -136,7 +138,9 @@ def resolve_participant(session: Session, token: str) -> Participant:
 
 
 def apply_event_data(entry: DiaryEntry, data: EventData) -> None:
-    """Copy the fields derived from the stored iCalendar onto the entry's columns."""
+    """Copy the fields derived from the stored iCalendar onto the entry's columns (set
+    ``entry.ical`` first)."""
+    entry.busy = is_busy_time(entry.ical, data.status)
     entry.uid = data.uid
     entry.title = data.title
     entry.description = data.description
@@ -166,9 +170,13 @@ def _derive(text: str) -> EventData:
         raise Invalid(f"the entry could not be rendered: {exc.reason}") from exc
 
 
-def create_entry(session: Session, draft: EntryDraft, *, origin: str = "crm") -> DiaryEntry:
+def create_entry(session: Session, draft: EntryDraft, *, origin: str = "crm",
+                 force: bool = False) -> DiaryEntry:
     """Make an entry; ``origin`` is who asked (``crm``: the CLI, ``api``: the JSON API),
-    reported in the ``entry.created`` webhook. The stored entry's origin is ``crm`` either way."""
+    reported in the ``entry.created`` webhook. The stored entry's origin is ``crm`` either way.
+
+    An overlap with busy time is checked by the organiser's ``conflicts`` setting
+    (:mod:`gateway.conflicts`): recorded, or refused with ConflictRefused unless ``force``."""
     diary_type = get_type(session, draft.type_name)
     if not draft.title.strip():
         raise Invalid("an entry needs a title")
@@ -218,6 +226,7 @@ def create_entry(session: Session, draft: EntryDraft, *, origin: str = "crm") ->
     session.add(entry)
     session.flush()
     publish_entry(session, entry)
+    check_booking(session, entry, force=force, new=True)
     entry_changed(session, "created", entry, origin)
     if task is None:  # iMIP invitations are for events
         invitations.entry_created(session, entry)
@@ -288,7 +297,7 @@ def check_crm_writable(entry: DiaryEntry) -> None:
 
 
 def update_entry(session: Session, entry: DiaryEntry, edit: EntryEdit, *,
-                 origin: str = "crm") -> DiaryEntry:
+                 origin: str = "crm", force: bool = False) -> DiaryEntry:
     check_crm_writable(entry)
     if entry.type.kind == "task":
         return _update_task(session, entry, edit, origin)
@@ -329,6 +338,8 @@ def update_entry(session: Session, entry: DiaryEntry, edit: EntryEdit, *,
     entry.revision += 1
     session.flush()
     publish_entry(session, entry)
+    if edit.start is not None or edit.end is not None or edit.attendees is not None:
+        check_booking(session, entry, force=force)
     entry_changed(session, "updated", entry, origin)
     invitations.entry_updated(session, entry, before)
     return entry

@@ -97,6 +97,9 @@ class User(Base):
                                                      server_default=true())
     # The first time a calendar app signed in with one of the user's app passwords.
     calendar_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # {"days": [0..6 (Monday 0)], "start": "HH:MM", "end": "HH:MM", "tz": IANA}; NULL: the
+    # configured default (gateway.working_hours).
+    working_hours: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -143,6 +146,7 @@ class SyncProfile(Base):
         ),
         CheckConstraint("invitations IN ('never', 'always', 'after_first_sync')",
                         name="invitations"),
+        CheckConstraint("conflicts IN ('allow', 'warn', 'refuse')", name="conflicts"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -160,6 +164,8 @@ class SyncProfile(Base):
     invitations: Mapped[str | None] = mapped_column(String(20))
     # Global row only: the settings reps may change for themselves on "My sync".
     rep_choices: Mapped[list[str] | None] = mapped_column(JSON)
+    # What a CRM-side booking over busy time does (gateway.conflicts).
+    conflicts: Mapped[str | None] = mapped_column(String(8))
 
 
 # --- companies and people outside the firm --------------------------------------------------
@@ -280,6 +286,8 @@ class DiaryEntry(Base):
     status: Mapped[str | None] = mapped_column(String(32))
     origin: Mapped[str] = mapped_column(String(16), default="crm")
     automation: Mapped[bool] = mapped_column(Boolean, default=False)
+    # False when the event is TRANSP:TRANSPARENT or STATUS:CANCELLED: it is not busy time.
+    busy: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     ical: Mapped[str] = mapped_column(Text)  # what a client sent, verbatim, or the CRM rendering
     sequence: Mapped[int] = mapped_column(Integer, default=0)
     # Bumped by every change. Also the row's version: each UPDATE is a compare-and-set
@@ -352,6 +360,8 @@ class PublishedItem(Base):
         Index("ix_published_items_entry", "entry_id"),  # publication finds an entry's rows
         Index("ix_published_items_sync", "calendar_id", "revision"),
         Index("ix_published_items_range", "calendar_id", "deleted", "start_utc", "end_utc"),
+        # Free/busy expands the few series indexed only up to a horizon itself.
+        Index("ix_published_items_horizon", "calendar_id", "horizon_utc"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -894,4 +904,45 @@ class InvitationReply(Base):
         ForeignKey("diary_entries.id", ondelete="SET NULL"), index=True)
     outcome: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- availability and conflicts -------------------------------------------------------------
+
+
+class FreeBusyToken(Base):
+    """A rep's secret free/busy URL (``/freebusy/t/<token>.ifb``), stored as feed tokens are:
+    SHA-256 of the token found by its clear ``lookup``; one per user, revoking deletes it."""
+
+    __tablename__ = "freebusy_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    lookup: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EntryConflict(Base):
+    """Busy time of ``user_id`` that ``entry_id`` overlapped when it was last written: another
+    entry of theirs, or a busy time fetched from a linked calendar (``other_entry_id`` NULL).
+    Rewritten with every write of the entry; ``source`` says which side wrote it."""
+
+    __tablename__ = "entry_conflicts"
+    __table_args__ = (
+        CheckConstraint("source IN ('crm', 'calendar')", name="source"),
+        Index("ix_entry_conflicts_user_id_id", "user_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entry_id: Mapped[int] = mapped_column(
+        ForeignKey("diary_entries.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    other_entry_id: Mapped[int | None] = mapped_column(
+        ForeignKey("diary_entries.id", ondelete="CASCADE"))
+    other_title: Mapped[str] = mapped_column(Text, default="")
+    other_calendar: Mapped[str] = mapped_column(String(255), default="")
+    start_utc: Mapped[datetime] = mapped_column(UTCDateTime)
+    end_utc: Mapped[datetime] = mapped_column(UTCDateTime)
+    source: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

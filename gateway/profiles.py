@@ -18,6 +18,8 @@ DIRECTIONS = ("two_way", "crm_to_calendar", "calendar_to_crm")
 INVITATIONS = ("never", "always", "after_first_sync")
 # Settings an admin may let reps change for themselves (pause and what is synced are theirs
 # anyway, on "My sync").
+# What a CRM-side booking over busy time does (gateway.conflicts).
+CONFLICTS = ("allow", "warn", "refuse")
 REP_CHOOSABLE = ("records", "direction", "sync_invitees")
 
 
@@ -31,6 +33,7 @@ class Profile:
     paused: bool = False
     log_email: bool = True  # False: "calendar only", the user's mail is not logged
     invitations: str = "never"
+    conflicts: str = "allow"
 
     @property
     def calendar_writable(self) -> bool:
@@ -46,6 +49,7 @@ class ProfileChanges:
     paused: bool | None = None
     log_email: bool | None = None
     invitations: str | None = None
+    conflicts: str | None = None
 
     def check(self) -> None:
         if self.records is not None and self.records not in RECORDS:
@@ -54,6 +58,8 @@ class ProfileChanges:
             raise Invalid(f"direction must be one of {', '.join(DIRECTIONS)}")
         if self.invitations is not None and self.invitations not in INVITATIONS:
             raise Invalid(f"invitations must be one of {', '.join(INVITATIONS)}")
+        if self.conflicts is not None and self.conflicts not in CONFLICTS:
+            raise Invalid(f"conflicts must be one of {', '.join(CONFLICTS)}")
 
 
 _FIELDS = tuple(field.name for field in fields(Profile))

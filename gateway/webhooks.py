@@ -29,7 +29,7 @@ from gateway.secrets import SecretBox
 
 EVENT_TYPES = (
     "entry.created", "entry.updated", "entry.deleted", "activity.logged", "contact.created",
-    "mail_account.failed", "inbound.failed",
+    "mail_account.failed", "inbound.failed", "entry.conflict",
 )
 ORIGINS = ("calendar", "crm", "api", "mail")
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"

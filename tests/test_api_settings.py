@@ -17,7 +17,7 @@ def test_a_users_profile_inherits_the_global_default_until_it_overrides(
     mine = api.get(path).json()
     assert mine["user"] == rep.username
     assert mine["inherited"] == ["records", "direction", "sync_invitees", "paused",
-                                 "invitations"]
+                                 "invitations", "conflicts"]
     changed = api.patch(path, {"paused": True}).json()
     assert changed["paused"] is True and "paused" not in changed["inherited"]
     # Paused: the rep's calendar refuses writes but still reads.

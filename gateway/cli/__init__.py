@@ -18,6 +18,7 @@ from gateway.cli import (
     accounts,
     activities,
     api_tokens,
+    availability,
     base,
     calendars,
     db,
@@ -38,7 +39,7 @@ from gateway.db import StoreError
 from gateway.errors import DomainError
 
 GROUPS = (serve, db, demo, users, diary, accounts, sync, activities, inbound, mail, webhooks,
-          api_tokens, calendars, outbound, feeds)
+          api_tokens, calendars, outbound, feeds, availability)
 
 
 class Parser(argparse.ArgumentParser):

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from gateway.cli.base import Context, Failure, iso, parse_when
+from gateway.conflicts import clash_json, recorded
 from gateway.diary_types import KINDS, create_type, get_type, list_types, update_type
 from gateway.entries import (
     EntryDraft,
@@ -61,6 +62,9 @@ def register(commands: Any) -> None:
     add.add_argument("--description")
     add.add_argument("--automation", action="store_true",
                      help="made by an automation: no organiser")
+    add.add_argument("--force", action="store_true",
+                     help="book it even if it overlaps busy time and the organiser's "
+                          "conflicts setting is refuse")
     add.set_defaults(handler=do_entry_add)
     show = sub.add_parser("list", help="list entries")
     show.add_argument("--user", metavar="USERNAME")
@@ -78,6 +82,8 @@ def register(commands: Any) -> None:
                         '(those who stay keep their answer; "" removes all)')
     _task_flags(change)
     change.add_argument("--no-due", action="store_true", help="tasks: remove the due date")
+    change.add_argument("--force", action="store_true",
+                        help="move it even over busy time (conflicts = refuse)")
     change.set_defaults(handler=do_entry_set)
     delete = sub.add_parser("delete", help="delete an entry")
     delete.add_argument("id", type=int)
@@ -225,10 +231,17 @@ def do_entry_add(context: Context, args: argparse.Namespace) -> int:
         automation=args.automation, task=task,
     )
     with context.store.transaction() as session:
-        entry = create_entry(session, draft)
+        entry = create_entry(session, draft, force=args.force)
         data = describe_entry(entry)
-    context.emit(data, f"created entry {data['id']}: {data['title']}")
+        data["conflicts"] = [clash_json(c) for c in recorded(session, entry.id)]
+    context.emit(data, [f"created entry {data['id']}: {data['title']}",
+                        *_conflict_lines(data["conflicts"])])
     return 0
+
+
+def _conflict_lines(conflicts: list[dict[str, Any]]) -> list[str]:
+    return [f"  overlaps {c['user']}'s {c['title']!r} {c['start']} to {c['end']} "
+            f"({c['calendar']})" for c in conflicts]
 
 
 def do_entry_list(context: Context, args: argparse.Namespace) -> int:
@@ -259,9 +272,11 @@ def do_entry_set(context: Context, args: argparse.Namespace) -> int:
             status=KEEP if args.status is None else args.status,
             percent_complete=KEEP if args.percent is None else args.percent,
         )
-        update_entry(session, entry, edit)
+        update_entry(session, entry, edit, force=args.force)
         data = describe_entry(entry)
-    context.emit(data, f"updated entry {data['id']}: {data['title']}")
+        data["conflicts"] = [clash_json(c) for c in recorded(session, entry.id)]
+    context.emit(data, [f"updated entry {data['id']}: {data['title']}",
+                        *_conflict_lines(data["conflicts"])])
     return 0
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from gateway.cli.base import Context, Failure, on_off
 from gateway.profiles import (
+    CONFLICTS,
     DIRECTIONS,
     INVITATIONS,
     RECORDS,
@@ -38,6 +39,9 @@ def register(commands: Any) -> None:
     profile.add_argument("--invitations", choices=INVITATIONS,
                          help="iMIP mail to attendees on CRM-side changes (after_first_sync: "
                               "not for entries made before the rep's first calendar sync)")
+    profile.add_argument("--conflicts", choices=CONFLICTS,
+                         help="a CRM-side booking over busy time: allow (not checked), warn "
+                              "(made, overlaps listed), refuse (refused unless --force)")
     profile.add_argument("--rep-choices", type=_choices, metavar="LIST",
                          help="global default only: the settings reps may change themselves "
                          f"on My sync, comma-separated ({', '.join(REP_CHOOSABLE)}; "
@@ -67,7 +71,8 @@ def _choices(value: str) -> list[str]:
 def do_profile(context: Context, args: argparse.Namespace) -> int:
     changes = ProfileChanges(records=args.records, direction=args.direction,
                              sync_invitees=args.sync_invitees, paused=args.paused,
-                             log_email=args.log_email, invitations=args.invitations)
+                             log_email=args.log_email, invitations=args.invitations,
+                             conflicts=args.conflicts)
     if args.rep_choices is not None and args.username:
         raise Failure("--rep-choices belongs to the global default: leave out USERNAME")
     with context.store.transaction() as session:

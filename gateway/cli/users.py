@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from gateway import app_passwords, web_logins
+from gateway.availability import WorkingHours, set_working_hours
 from gateway.bcc_addresses import bcc_address
 from gateway.cli.base import Context, on_off
 from gateway.config import public_base_url
@@ -48,6 +49,9 @@ def register(commands: Any) -> None:
     change.add_argument("--notify", action=argparse.BooleanOptionalAction, default=None,
                         help="mail the user when an event made in their calendar app lands "
                              "in the CRM (--no-notify: do not)")
+    change.add_argument("--working-hours", metavar="HOURS",
+                        help="e.g. 'Mon-Fri 09:00-17:00 Europe/Berlin'; 'default' for the "
+                             "configured availability.working_hours")
     change.set_defaults(handler=do_set)
 
     password = sub.add_parser("app-password", help="issue an app password (printed once)")
@@ -81,6 +85,8 @@ def describe(user: User) -> dict[str, Any]:
         "username": user.username, "email": user.email, "name": user.name,
         "admin": user.is_admin, "email_sync": user.email_sync, "diary_sync": user.diary_sync,
         "notify_client_adds": user.notify_client_adds,
+        "working_hours": str(WorkingHours.from_json(user.working_hours))
+        if user.working_hours else None,
         "app_passwords": [
             {"id": p.id, "label": p.label, "created": p.created_at, "revoked": p.revoked_at,
              "last_used": p.last_used_at}
@@ -142,6 +148,9 @@ def do_set(context: Context, args: argparse.Namespace) -> int:
             publish_user(session, user)
         if args.admin is not None:
             user.is_admin = args.admin
+        if args.working_hours is not None:
+            hours = args.working_hours.strip()
+            set_working_hours(session, user, None if hours in ("", "default") else hours)
         data = describe(user)
         line = _line(user)
     context.emit(data, line)

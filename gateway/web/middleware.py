@@ -11,11 +11,14 @@ It does what Radicale leaves to its host or does not do (docs/CALDAV_CLIENTS.md)
 - gives every bare 403 a ``DAV:need-privileges`` error body (DAVx5 needs it);
 - tells the rights plugin which method runs (cosmetic PROPPATCH on read-only calendars);
 - answers 503 with ``Retry-After`` when the database failed the request
-  (:mod:`gateway.web.outage`).
+  (:mod:`gateway.web.outage`);
+- answers a ``free-busy-query`` REPORT that Radicale allowed for the rep's whole diary, not
+  just the one calendar (RFC 4791 7.10; :mod:`gateway.freebusy`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 from collections.abc import Callable, Iterable
@@ -109,10 +112,31 @@ def _read_event(environ: Environ) -> tuple[str, EventData] | Refusal:
                        "text/plain; charset=utf-8")
 
 
+# (username, start, end) -> the VCALENDAR text of the user's free/busy time, or Invalid.
+FreeBusyAnswer = Callable[[str, datetime, datetime], str]
+
+
+def _is_free_busy_query(environ: Environ) -> bool:
+    raw: bytes = environ["wsgi.input"].getvalue()
+    parser = xml_guard.expat.ParserCreate(namespace_separator=" ")
+    root: list[str] = []
+
+    def start(name: str, _attributes: object) -> None:
+        root.append(name)
+        raise StopIteration
+
+    parser.StartElementHandler = start
+    with contextlib.suppress(StopIteration, xml_guard.expat.ExpatError):
+        parser.Parse(raw, True)
+    return root[:1] == ["urn:ietf:params:xml:ns:caldav free-busy-query"]
+
+
 class GatewayMiddleware:
-    def __init__(self, app: WSGIApp, limits: xml_guard.XmlLimits):
+    def __init__(self, app: WSGIApp, limits: xml_guard.XmlLimits,
+                 free_busy: FreeBusyAnswer | None = None):
         self.app = app
         self.limits = limits
+        self.free_busy = free_busy
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "")
@@ -135,13 +159,42 @@ class GatewayMiddleware:
             if isinstance(read, Refusal):
                 return _respond(start_response, read.status, read.body, read.content_type)
             body_text, parsed = read
+        free_busy = (method == "REPORT" and expansion is not None
+                      and self.free_busy is not None and _is_free_busy_query(environ))
         context.begin(method, body_text, parsed, if_match=environ.get("HTTP_IF_MATCH"),
                       if_none_match=environ.get("HTTP_IF_NONE_MATCH"), expansion=expansion)
         outage.begin()
         try:
+            if free_busy:
+                assert expansion is not None
+                return self._free_busy(environ, start_response, expansion)
             return self._answer(environ, start_response)
         finally:
             context.end()
+
+    def _free_busy(self, environ: Environ, start_response: StartResponse,
+                   window: tuple[datetime, datetime]) -> list[bytes]:
+        """Radicale decides who may ask (auth, rights, a calendar there); the answer covers
+        the owner's whole diary, not only that calendar's items."""
+        captured: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured["status"], captured["headers"] = status, headers
+            return lambda data: None
+
+        chunks = self._answer(environ, capture)
+        status: str = captured["status"]
+        if not status.startswith("200"):
+            start_response(status, captured["headers"])
+            return chunks
+        owner = next(part for part in environ.get("PATH_INFO", "").split("/") if part)
+        assert self.free_busy is not None
+        try:
+            body = self.free_busy(owner, *window)
+        except Invalid as exc:
+            return _respond(start_response, "400 Bad Request", f"{exc}\n".encode(),
+                            "text/plain; charset=utf-8")
+        return _respond(start_response, "200 OK", body.encode(), "text/calendar; charset=utf-8")
 
     def _check_xml(self, environ: Environ) -> Refusal | tuple[datetime, datetime] | None:
         """A refusal, or the window a REPORT makes Radicale expand series over."""

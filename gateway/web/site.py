@@ -12,21 +12,27 @@ from __future__ import annotations
 import errno
 import json
 import logging
+from datetime import datetime
 from typing import Any
 
 import radicale
 from radicale import config as radicale_config
+from sqlalchemy import select
 from twisted.internet import defer, threads
 from twisted.internet.error import CannotListenError
 from twisted.python.threadpool import ThreadPool
 from twisted.web import http, resource, server
 from twisted.web.wsgi import WSGIResource
 
+from gateway import freebusy
 from gateway.config import Config
 from gateway.db import Store, shared_store
+from gateway.errors import Invalid
+from gateway.models import User
 from gateway.web import outage
 from gateway.web.api import ApiApp
 from gateway.web.feeds import FeedsApp
+from gateway.web.freebusy import FreeBusyApp
 from gateway.web.middleware import GatewayMiddleware
 from gateway.web.pages import PagesApp
 from gateway.web.xml_guard import XmlLimits
@@ -131,14 +137,16 @@ PAGES_ROOTS = (b"account", b"admin")
 
 class Root(resource.Resource):
     """``/healthz`` and the JSON API (``/api/v1/...``) here; the people's pages under
-    ``/account/`` and ``/admin/``; the reps' calendar feeds under ``/feeds/``; every other
+    ``/account/`` and ``/admin/``; the reps' calendar feeds under ``/feeds/`` and free/busy
+    time under ``/freebusy/``; every other
     path goes to Radicale whole."""
 
     def __init__(self, dav: WSGIResource, health: Health, api: WSGIResource | None = None,
-                 pages: WSGIResource | None = None, feeds: WSGIResource | None = None):
+                 pages: WSGIResource | None = None, feeds: WSGIResource | None = None,
+                 freebusy: WSGIResource | None = None):
         super().__init__()
         self.dav, self.health, self.api, self.pages = dav, health, api, pages
-        self.feeds = feeds
+        self.feeds, self.freebusy = feeds, freebusy
 
     def getChild(self, path: bytes, request: server.Request) -> Any:
         if path == b"healthz" and not request.postpath:
@@ -154,6 +162,8 @@ class Root(resource.Resource):
             return self.pages
         if path == b"feeds" and self.feeds is not None:
             return self.feeds
+        if path == b"freebusy" and self.freebusy is not None:
+            return self.freebusy
         return self.dav
 
     def render(self, request: server.Request) -> Any:
@@ -169,7 +179,16 @@ def dav_app(config: Config, store: Store) -> GatewayMiddleware:
         outage.watch(engine)
     limits = XmlLimits(max_properties=config.get("http", "max_propfind_properties"),
                        max_hrefs=config.get("http", "max_multiget_hrefs"))
-    return GatewayMiddleware(radicale_app(store, config), limits)
+    max_days = config.get("availability", "max_days")
+
+    def free_busy(username: str, start: datetime, end: datetime) -> str:
+        with store.reading() as session:
+            user = session.scalar(select(User).where(User.username == username))
+            if user is None:
+                raise Invalid(f"no user named {username!r}")
+            return freebusy.vfreebusy(session, user, start, end, max_days)
+
+    return GatewayMiddleware(radicale_app(store, config), limits, free_busy)
 
 
 def build_site(config: Config, store: Store, reactor: Any) -> tuple[server.Site, ThreadPool]:
@@ -178,7 +197,9 @@ def build_site(config: Config, store: Store, reactor: Any) -> tuple[server.Site,
     api = WSGIResource(reactor, pool, ApiApp(store, config))
     pages = WSGIResource(reactor, pool, PagesApp(config, store))
     feeds = WSGIResource(reactor, pool, FeedsApp(store, config))
-    site = server.Site(Root(dav, Health(store, pool, reactor), api, pages, feeds), timeout=120)
+    freebusy = WSGIResource(reactor, pool, FreeBusyApp(store, config))
+    site = server.Site(Root(dav, Health(store, pool, reactor), api, pages, feeds, freebusy),
+                       timeout=120)
     site.requestFactory = CappedRequest
     site.max_body_bytes = config.get("http", "max_body_bytes")  # type: ignore[attr-defined]
     site.displayTracebacks = False

@@ -23,6 +23,7 @@ from werkzeug.wrappers import Request, Response
 from gateway import api_tokens, idempotency
 from gateway.api_tokens import Bearer
 from gateway.config import Config
+from gateway.conflicts import ConflictRefused, clash_json
 from gateway.db import Store
 from gateway.errors import Conflict, DomainError, Invalid, ReadOnly
 from gateway.errors import NotFound as Missing
@@ -152,6 +153,9 @@ class ApiApp:
             raise Problem("precondition-failed", str(exc)) from None
         except ReadOnly as exc:
             raise Problem("read-only", str(exc)) from None
+        except ConflictRefused as exc:  # rolled back with the booking
+            raise Problem("conflict-refused", str(exc),
+                          errors=[clash_json(c) for c in exc.clashes]) from None
         except Missing as exc:
             raise Problem("not-found", str(exc)) from None
         except idempotency.KeyReused as exc:

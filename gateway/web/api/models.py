@@ -66,6 +66,9 @@ class UserOut(BaseModel):
     notify_client_adds: bool = Field(
         description="the user gets a mail when an event made in their calendar app lands in "
                     "the CRM")
+    working_hours: str | None = Field(
+        None, description="e.g. 'Mon-Fri 09:00-17:00 Europe/Berlin'; null: the configured "
+        "default (availability.working_hours)")
     created_at: datetime
 
 
@@ -82,6 +85,9 @@ class UserPatch(Request):
     email_sync: bool | None = None
     diary_sync: bool | None = None
     notify_client_adds: bool | None = None
+    working_hours: Annotated[str, StringConstraints(max_length=100)] | None = Field(
+        None, description="days, times and an IANA zone, e.g. 'Mon-Fri 09:00-17:00 "
+        "Europe/Berlin'; an empty string goes back to the configured default")
 
 
 class AppPasswordOut(BaseModel):
@@ -206,6 +212,17 @@ class TaskOut(BaseModel):
     percent_complete: int | None
 
 
+class ConflictOut(BaseModel):
+    user: str = Field(description="whose busy time (username)")
+    entry_id: int | None = Field(description="the other entry; null: busy time from a linked "
+                                 "calendar")
+    title: str
+    calendar: str = Field(description="the calendar it is in (slug, or the linked calendar)")
+    owner: str | None = Field(description="the other entry's owner (username)")
+    start: datetime
+    end: datetime
+
+
 class EntryOut(BaseModel):
     id: int
     uid: str
@@ -225,10 +242,57 @@ class EntryOut(BaseModel):
     etag: str
     read_only: str | None = Field(description="why the CRM side may not change it; null if it may")
     task: TaskOut | None = Field(description="the task's fields (entries of task types)")
+    conflicts: list[ConflictOut] = Field(
+        default_factory=list, description="busy time this entry overlapped when it was last "
+        "written (its organiser's or a CRM attendee's); only in answers about one entry, "
+        "empty in lists")
 
 
 Priority = Annotated[int, Field(ge=0, le=9)]
 Percent = Annotated[int, Field(ge=0, le=100)]
+
+
+class RecordedConflictOut(BaseModel):
+    id: int
+    entry_id: int = Field(description="the entry that overlapped")
+    source: Literal["crm", "calendar"] = Field(description="who wrote it: the CRM side (warn "
+                                               "or force) or a calendar client")
+    created_at: datetime
+    conflict: ConflictOut
+
+
+class ConflictQuery(PageQuery):
+    user: Short | None = Field(None, description="username: only overlaps of their busy time")
+
+
+class WindowQuery(Query):
+    start: Moment
+    end: Moment
+
+
+class AvailabilityQuery(WindowQuery):
+    users: Annotated[str, StringConstraints(min_length=1, max_length=2000)] = Field(
+        description="comma-separated usernames")
+    duration: int = Field(30, ge=1, le=24 * 60, description="minutes")
+
+
+class SlotOut(BaseModel):
+    start: datetime
+    end: datetime
+
+
+class AvailabilityOut(BaseModel):
+    users: list[str]
+    duration: int = Field(description="minutes")
+    slots: list[SlotOut] = Field(description="windows at least `duration` long in which every "
+                                 "user is inside working hours and not busy")
+
+
+class BusyOut(BaseModel):
+    user: str
+    start: datetime
+    end: datetime
+    busy: list[SlotOut] = Field(description="merged busy periods, clipped to the window")
 
 
 class EntryCreate(Request):
@@ -252,6 +316,8 @@ class EntryCreate(Request):
     location: LongText | None = None
     description: LongText | None = None
     automation: bool = False
+    force: bool = Field(False, description="book even if it overlaps busy time and the "
+                        "organiser's conflicts setting is refuse")
 
 
 class EntryPatch(Request):
@@ -268,6 +334,7 @@ class EntryPatch(Request):
     attendees: list[Email] | None = Field(
         None, max_length=100, description="usernames or emails: replaces the attendees "
         "(those who stay keep their answer; [] removes all)")
+    force: bool = Field(False, description="as for a create")
 
 
 # --- activities and the inbound queue -------------------------------------------------------
@@ -346,6 +413,9 @@ class ProfileOut(BaseModel):
     invitations: Literal["never", "always", "after_first_sync"] = Field(
         description="iMIP mail to attendees on CRM-side changes; after_first_sync: not for "
                     "entries made before the user's first calendar sync")
+    conflicts: Literal["allow", "warn", "refuse"] = Field(
+        "allow", description="a CRM-side booking over busy time: allow (not checked), warn "
+        "(made, overlaps listed), refuse (409 unless force)")
     user: str | None = Field(description="null: the global default")
     inherited: list[str] = Field(description="fields taken from the global default")
     rep_choices: list[RepChoosable] | None = Field(
@@ -362,6 +432,7 @@ class ProfilePatch(Request):
     sync_invitees: bool | None = None
     paused: bool | None = None
     invitations: Literal["never", "always", "after_first_sync"] | None = None
+    conflicts: Literal["allow", "warn", "refuse"] | None = None
     rep_choices: list[RepChoosable] | None = Field(
         None, max_length=3, description="global default only: the settings reps may change "
         "themselves")

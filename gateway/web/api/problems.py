@@ -22,6 +22,8 @@ KINDS: dict[str, tuple[int, str]] = {
     "method-not-allowed": (405, "This resource does not accept this method"),
     "conflict": (409, "The request clashes with what is stored"),
     "read-only": (409, "The resource is read-only on the CRM side"),
+    "conflict-refused": (409, "The booking overlaps busy time (the conflicts setting is "
+                              "refuse)"),
     "precondition-failed": (412, "The resource changed since it was read (If-Match)"),
     "too-large": (413, "The request body is too large"),
     "unsupported-media-type": (415, "The request body must be JSON"),

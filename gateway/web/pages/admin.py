@@ -50,7 +50,7 @@ def profile_changes(form: Any, current: Profile) -> ProfileChanges:
     """What the profile form changes: only the settings whose value differs from
     ``current``, so a user's setting left as it was stays inherited."""
     changed: dict[str, Any] = {}
-    for name in ("records", "direction", "invitations"):
+    for name in ("records", "direction", "invitations", "conflicts"):
         value = form.get(name, "")
         if value and value != getattr(current, name):
             changed[name] = value

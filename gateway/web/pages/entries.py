@@ -1,8 +1,9 @@
 """One diary entry as its organiser or a participant sees it, and its ``.ics`` download.
 
 ``/account/entries/<id>`` shows the entry (title, time, type, organiser, participants with
-their answers) to the user who organises it or takes part in it, and to no one else: to
-anyone else the entry does not exist (404). The Download button fetches
+their answers, the busy time it overlapped when last written: a colleague's only as "busy")
+to the user who organises it or takes part in it, and to no one else: to anyone else the
+entry does not exist (404). The Download button fetches
 ``/account/entries/<id>.ics``: the export of ``gateway.export`` for the signed-in user,
 so the organiser is left out when they made the entry; a recurring entry or one of a type
 that is not synced gets the reason instead of a button (409 if fetched anyway).
@@ -10,10 +11,13 @@ that is not synced gets the reason instead of a button (409 if fetched anyway).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response
 
+from gateway.conflicts import recorded
 from gateway.export import NotExportable, check_exportable, download_name, entry_ics
 from gateway.models import DiaryEntry
 from gateway.web.pages.account import signed_in
@@ -49,7 +53,11 @@ def show_entry(page: Page, entry_id: int) -> Response:
         return page.render("entry.html", title=entry.title or "(no title)", entry=entry,
                            type_name=entry.type.name, organiser=organiser,
                            participants=participants, refusal=refusal,
-                           is_task=entry.type.kind == "task")
+                           is_task=entry.type.kind == "task",
+                           conflicts=[
+                               c if c.user_id == user_id else replace(c, title="busy",
+                                                                      calendar="")
+                               for c in recorded(session, entry.id)])
 
 
 def download_entry(page: Page, entry_id: int) -> Response:

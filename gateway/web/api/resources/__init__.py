@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 MODULES = ("users", "catalogue", "entries", "activities", "settings", "mail", "webhooks",
-           "calendar_links", "feeds")
+           "calendar_links", "feeds", "availability")
 
 
 def load() -> None:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from datetime import UTC
 
+from sqlalchemy.orm import Session
+
+from gateway.conflicts import Clash, recorded
 from gateway.diary_types import get_type
 from gateway.entries import (
     EntryDraft,
@@ -31,6 +34,7 @@ from gateway.preconditions import Precondition
 from gateway.users import get_user
 from gateway.web.api.fields import encode_cursor
 from gateway.web.api.models import (
+    ConflictOut,
     EntryCreate,
     EntryOut,
     EntryPatch,
@@ -65,7 +69,8 @@ def task_out(entry: DiaryEntry) -> TaskOut | None:
                    status=entry.status, percent_complete=entry.percent_complete)
 
 
-def entry_out(entry: DiaryEntry) -> EntryOut:
+def entry_out(entry: DiaryEntry, session: Session | None = None) -> EntryOut:
+    """The entry; with ``session``, the overlaps recorded at its last write too."""
     task = task_out(entry)
     # A task's start/end columns are the range it occupies for time-range queries.
     start = entry.task_start_utc if task is not None else entry.start_utc
@@ -82,14 +87,22 @@ def entry_out(entry: DiaryEntry) -> EntryOut:
                            else "external")
             for p in entry.participants],
         revision=entry.revision, etag=etag(entry), read_only=read_only_reason(entry),
+        conflicts=[conflict_out(c) for c in recorded(session, entry.id)]
+        if session is not None else [],
     )
 
 
-def _answer(entry: DiaryEntry, status: int | None = None) -> Reply:
+def conflict_out(clash: Clash) -> ConflictOut:
+    return ConflictOut(user=clash.user, entry_id=clash.entry_id, title=clash.title,
+                       calendar=clash.calendar, owner=clash.owner, start=clash.start,
+                       end=clash.end)
+
+
+def _answer(call: Call, entry: DiaryEntry, status: int | None = None) -> Reply:
     headers = {"ETag": etag(entry)}
     if status == 201:
         headers["Location"] = f"/api/v1/entries/{entry.id}"
-    return Reply(entry_out(entry), status=status, headers=headers)
+    return Reply(entry_out(entry, call.session), status=status, headers=headers)
 
 
 @route("GET", "/entries", summary="List live entries (optionally those one user organises)",
@@ -102,7 +115,8 @@ def list_entries(call: Call) -> Page[EntryOut]:
                           next_cursor=encode_cursor(found.next_after))
 
 
-@route("POST", "/entries", summary="Create an entry (published to the calendars at once)",
+@route("POST", "/entries", summary="Create an entry (published to the calendars at once; 409 "
+       "conflict-refused if it overlaps busy time and the organiser refuses conflicts)",
        tag=TAG, response=EntryOut, status=201, body=EntryCreate,
        request_headers=("Idempotency-Key",), response_headers=("ETag", "Location"))
 def create_entry_(call: Call) -> Reply:
@@ -127,13 +141,13 @@ def create_entry_(call: Call) -> Reply:
         rrule=body.rrule, tzid=body.tzid, location=body.location,
         description=body.description, automation=body.automation, task=task,
     )
-    return _answer(create_entry(call.session, draft, origin="api"), 201)
+    return _answer(call, create_entry(call.session, draft, origin="api", force=body.force), 201)
 
 
 @route("GET", ENTRY, summary="Get an entry", tag=TAG, response=EntryOut,
        response_headers=("ETag",))
 def get_entry_(call: Call) -> Reply:
-    return _answer(get_entry(call.session, call.params["entry_id"]))
+    return _answer(call, get_entry(call.session, call.params["entry_id"]))
 
 
 def _task_fields_in(body: EntryCreate | EntryPatch, given: set[str]) -> bool:
@@ -164,7 +178,8 @@ def update_entry_(call: Call) -> Reply:
         status=body.status if body.status is not None else KEEP,
         percent_complete=body.percent_complete if "percent_complete" in given else KEEP,
     )
-    return _answer(update_entry(call.session, entry, edit, origin="api"))
+    return _answer(call, update_entry(call.session, entry, edit, origin="api",
+                                      force=body.force))
 
 
 @route("DELETE", ENTRY, summary="Delete an entry (a tombstone: it leaves every calendar)",

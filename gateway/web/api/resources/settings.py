@@ -33,7 +33,7 @@ from gateway.web.api.models import (
 from gateway.web.api.routing import Call, route
 
 TAG = "sync-profiles"
-FIELDS = ("records", "direction", "sync_invitees", "paused", "invitations")
+FIELDS = ("records", "direction", "sync_invitees", "paused", "invitations", "conflicts")
 
 
 def profile_out(call: Call, user: User | None) -> ProfileOut:
@@ -49,7 +49,7 @@ def _change(call: Call, user: User | None) -> ProfileOut:
     body: ProfilePatch = call.body
     changes = ProfileChanges(records=body.records, direction=body.direction,
                              sync_invitees=body.sync_invitees, paused=body.paused,
-                             invitations=body.invitations)
+                             invitations=body.invitations, conflicts=body.conflicts)
     if body.rep_choices is not None:
         if user is not None:
             raise Invalid("rep_choices belongs to the global default (PATCH /sync-profile)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from gateway import app_passwords
+from gateway.availability import WorkingHours, set_working_hours
 from gateway.bcc_addresses import bcc_address, user_address
 from gateway.errors import Conflict, Invalid
 from gateway.models import AppPassword, User
@@ -37,6 +38,8 @@ def user_out(user: User) -> UserOut:
     return UserOut(id=user.id, username=user.username, email=user.email, name=user.name,
                    admin=user.is_admin, email_sync=user.email_sync,
                    diary_sync=user.diary_sync, notify_client_adds=user.notify_client_adds,
+                   working_hours=str(WorkingHours.from_json(user.working_hours))
+                   if user.working_hours else None,
                    created_at=user.created_at)
 
 
@@ -79,6 +82,8 @@ def update_user_(call: Call) -> UserOut:
         republish = update_user(call.session, user, changes)
     except (Invalid, Conflict) as exc:  # the diary-sync eligibility rules
         raise Problem("invalid", str(exc)) from None
+    if body.working_hours is not None:
+        set_working_hours(call.session, user, body.working_hours.strip() or None)
     if republish:
         publish_user(call.session, user)
     return user_out(user)
