@@ -7,11 +7,9 @@ read, so a poll of an unchanged feed (``If-None-Match``) costs O(calendars) and 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.wrappers import Request, Response
 
 from gateway import feeds
@@ -19,8 +17,8 @@ from gateway.config import Config
 from gateway.db import Store
 from gateway.export import feed_body, feed_etag, feed_window
 from gateway.models import User
+from gateway.web.outage import plain_wsgi
 
-log = logging.getLogger(__name__)
 MEDIA_TYPE = "text/calendar; charset=utf-8"
 PREFIX = "/feeds/"
 SUFFIX = ".ics"
@@ -37,14 +35,7 @@ class FeedsApp:
         self.days_ahead = config.get("feeds", "window_days_ahead")
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        request = Request(environ)
-        try:
-            response = self.answer(request)
-        except (OperationalError, InterfaceError) as exc:
-            log.error("feed: database unreachable: %s", type(exc.orig).__name__)
-            response = Response("the database is unreachable; try again later\n", status=503,
-                                headers={"Retry-After": "30"}, content_type="text/plain")
-        return response(environ, start_response)
+        return plain_wsgi("feed", self.answer)(environ, start_response)
 
     def answer(self, request: Request) -> Response:
         if request.method not in ("GET", "HEAD"):

@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.wrappers import Request, Response
 
 from gateway import freebusy
@@ -28,6 +27,7 @@ from gateway.db import Store
 from gateway.errors import Invalid
 from gateway.logins import Settings, authenticator_for
 from gateway.models import User
+from gateway.web.outage import plain_wsgi
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "text/calendar; charset=utf-8"
@@ -64,14 +64,7 @@ class FreeBusyApp:
             max_delay_seconds=config.get("auth", "throttle_max_delay_ms") / 1000)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        request = Request(environ)
-        try:
-            response = self.answer(request)
-        except (OperationalError, InterfaceError) as exc:
-            log.error("free/busy: database unreachable: %s", type(exc.orig).__name__)
-            response = Response("the database is unreachable; try again later\n", status=503,
-                                headers={"Retry-After": "30"}, content_type="text/plain")
-        return response(environ, start_response)
+        return plain_wsgi("free/busy", self.answer)(environ, start_response)
 
     def answer(self, request: Request) -> Response:
         if request.method not in ("GET", "HEAD"):

@@ -8,7 +8,10 @@ the middleware then answers 503, which clients retry later instead of reporting 
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import ExceptionContext
@@ -19,6 +22,7 @@ STATUS = "503 Service Unavailable"
 BODY = b"the database is unreachable; try again later\n"
 
 _local = threading.local()
+log = logging.getLogger(__name__)
 
 
 # sqlite3 raises OperationalError for mistakes too ("no such table"): those stay a 500.
@@ -55,3 +59,20 @@ def begin() -> None:
 def failed() -> bool:
     """Whether the database failed this thread's request since :func:`begin`."""
     return bool(getattr(_local, "failed", False))
+
+
+def plain_wsgi(what: str, answer: Callable[[Any], Any]) -> Callable[..., Iterable[bytes]]:
+    """A WSGI app around ``answer`` (a werkzeug Request -> Response) that answers 503 with
+    ``Retry-After`` when the database is unreachable (the feeds and free/busy URLs)."""
+    from werkzeug.wrappers import Request, Response
+
+    def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        try:
+            response = answer(Request(environ))
+        except (OperationalError, InterfaceError) as exc:
+            log.error("%s: database unreachable: %s", what, type(exc.orig).__name__)
+            response = Response(BODY, status=503, content_type="text/plain",
+                                headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        return response(environ, start_response)
+
+    return app
