@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import insert, select, update
 
 from gateway.db import Store
 from gateway.models import OutboundAttempt, OutboundMail
 from gateway.outbound import FAILED, PENDING, SENT
+from gateway.outbox_leases import anything_due, claim_due
 
 LEASE_MARGIN_SECONDS = 30  # beyond the SMTP timeout: time to record the outcome
 MAX_RETRY_SECONDS = 3600
@@ -83,37 +84,16 @@ class Outcome:
         return self.code is not None and 200 <= self.code < 300
 
 
-def _due(now: datetime) -> list[Any]:
-    return [OutboundMail.status == PENDING, OutboundMail.next_attempt_at <= now,
-            or_(OutboundMail.lease_until.is_(None), OutboundMail.lease_until < now)]
-
-
 def lease_due(store: Store, owner: str, now: datetime, *, limit: int,
               lease_seconds: float) -> list[Job]:
     """Lease up to ``limit`` due mails to ``owner``; returns them, oldest due first."""
     if limit <= 0:
         return []
-    query = (select(OutboundMail.id).where(*_due(now))
-             .order_by(OutboundMail.next_attempt_at, OutboundMail.id).limit(limit))
-    until = now + timedelta(seconds=lease_seconds)
-    with store.reading() as session:
-        # Most polls find nothing: they should not take SQLite's write lock to learn that.
-        if session.scalar(query.limit(1)) is None:
-            return []
+    if not anything_due(store, OutboundMail, now):
+        return []
     with store.transaction() as session:
-        if store.dialect == "postgresql":
-            ids = list(session.scalars(query.with_for_update(skip_locked=True)))
-            if ids:
-                session.execute(update(OutboundMail).where(OutboundMail.id.in_(ids))
-                                .values(lease_owner=owner, lease_until=until))
-        else:
-            ids = []
-            for mail_id in session.scalars(query).all():
-                result = session.execute(
-                    update(OutboundMail).where(OutboundMail.id == mail_id, *_due(now))
-                    .values(lease_owner=owner, lease_until=until))
-                if result.rowcount == 1:  # type: ignore[attr-defined]
-                    ids.append(mail_id)
+        ids = claim_due(store, session, OutboundMail, owner, now, limit=limit,
+                        lease_seconds=lease_seconds)
         if not ids:
             return []
         rows = session.execute(

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from gateway.db import Store
 from gateway.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from gateway.outbox_leases import anything_due, claim_due
 from gateway.webhooks import DELIVERED, FAILED, PENDING
 
 LEASE_MARGIN_SECONDS = 10  # beyond the HTTP timeout: time to record the outcome
@@ -83,37 +84,16 @@ def body_of(payload: dict[str, Any]) -> str:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def _due(now: datetime) -> list[Any]:
-    return [WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now,
-            or_(WebhookDelivery.lease_until.is_(None), WebhookDelivery.lease_until < now)]
-
-
 def lease_due(store: Store, owner: str, now: datetime, *, limit: int,
               lease_seconds: float) -> list[Job]:
     """Lease up to ``limit`` due deliveries to ``owner``; returns them, oldest due first."""
     if limit <= 0:
         return []
-    query = (select(WebhookDelivery.id).where(*_due(now))
-             .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id).limit(limit))
-    until = now + timedelta(seconds=lease_seconds)
-    with store.reading() as session:
-        # Most polls find nothing: they should not take SQLite's write lock to learn that.
-        if session.scalar(query.with_only_columns(WebhookDelivery.id).limit(1)) is None:
-            return []
+    if not anything_due(store, WebhookDelivery, now):
+        return []
     with store.transaction() as session:
-        if store.dialect == "postgresql":
-            ids = list(session.scalars(query.with_for_update(skip_locked=True)))
-            if ids:
-                session.execute(update(WebhookDelivery).where(WebhookDelivery.id.in_(ids))
-                                .values(lease_owner=owner, lease_until=until))
-        else:
-            ids = []
-            for delivery_id in session.scalars(query).all():
-                result = session.execute(
-                    update(WebhookDelivery).where(WebhookDelivery.id == delivery_id, *_due(now))
-                    .values(lease_owner=owner, lease_until=until))
-                if result.rowcount == 1:  # type: ignore[attr-defined]
-                    ids.append(delivery_id)
+        ids = claim_due(store, session, WebhookDelivery, owner, now, limit=limit,
+                        lease_seconds=lease_seconds)
         return _jobs(session, ids)
 
 
