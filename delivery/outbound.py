@@ -15,20 +15,16 @@ the same Message-ID, by which the smarthost and mail clients can recognise the c
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import os
 import smtplib
-import socket
 import ssl
 import time
-import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from delivery.rounds import Rounds, owner_name
 from gateway.clock import utcnow
 from gateway.config import SMTP_SCHEMES, Config, ConfigError
 from gateway.db import Store
@@ -146,69 +142,28 @@ def _ms_since(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
-class Sender:
+class Sender(Rounds[Job]):
     """Leases, sends and records mail on ``workers`` threads until stopped."""
+
+    name = "outbound"
 
     def __init__(self, store: Store, smarthost: Smarthost, policy: RetryPolicy, *,
                  poll_seconds: float, workers: int, owner: str) -> None:
+        super().__init__(poll_seconds=poll_seconds, workers=workers, owner=owner)
         self.store = store
         self.smarthost = smarthost
         self.policy = policy
-        self.poll_seconds = poll_seconds
-        self.workers = workers
-        self.owner = owner
-        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="crm-outbound")
-        self._rounds = ThreadPoolExecutor(1, thread_name_prefix="crm-outbound-round")
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = _current_loop().create_task(self._run())
+    def lease(self) -> list[Job]:
+        return lease_due(self.store, self.owner, utcnow(), limit=self.workers,
+                         lease_seconds=self.policy.lease_seconds)
 
-    def _deliver(self, job: Job) -> None:
+    def work(self, job: Job) -> None:
         outcome = send(job, self.smarthost)
         status = record_attempt(self.store, job, self.owner, outcome, utcnow(), self.policy)
         log.info("mail %d <%s> to %r attempt %d: %s (%s)", job.mail_id, job.message_id,
                  job.recipient, job.attempts + 1, status or "lease lost meanwhile",
                  outcome.reply)
-
-    def _round(self) -> int:
-        jobs = lease_due(self.store, self.owner, utcnow(), limit=self.workers,
-                         lease_seconds=self.policy.lease_seconds)
-        for finished in [self._executor.submit(self._deliver, job) for job in jobs]:
-            finished.result()
-        return len(jobs)
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while not self._stopping.is_set():
-            try:
-                worked = await loop.run_in_executor(self._rounds, self._round)
-            except Exception as exc:  # the store is unreachable: wait, then try again
-                log.warning("outbound mail unavailable: %s", exc)
-                worked = 0
-            if not worked:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.poll_seconds)
-
-    async def stop(self) -> None:
-        """Finish the mails in hand (each bounded by the timeout), then stop."""
-        self._stopping.set()
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
-        self._rounds.shutdown(wait=True)
-        self._executor.shutdown(wait=True)
-
-
-def _current_loop() -> asyncio.AbstractEventLoop:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.get_event_loop_policy().get_event_loop()
-
-
-def owner_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def start(config: Config, store: Store) -> object:

@@ -12,19 +12,14 @@ one process's.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import os
-import socket
 import time
-import uuid
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import requests
 from standardwebhooks import Webhook
 
+from delivery.rounds import Rounds, owner_name
 from gateway.clock import utcnow
 from gateway.config import Config
 from gateway.db import Store
@@ -75,74 +70,28 @@ def _ms_since(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
 
 
-class Deliverer:
+class Deliverer(Rounds[Job]):
     """Leases, sends and records deliveries on ``workers`` threads until stopped."""
+
+    name = "webhooks"
 
     def __init__(self, store: Store, box: SecretBox, policy: RetryPolicy, *,
                  poll_seconds: float, workers: int, owner: str) -> None:
+        super().__init__(poll_seconds=poll_seconds, workers=workers, owner=owner)
         self.store = store
         self.box = box
         self.policy = policy
-        self.poll_seconds = poll_seconds
-        self.workers = workers
-        self.owner = owner
-        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="crm-webhooks")
-        # Rounds run on their own thread, not the loop's default executor, so that stopping
-        # the role ends every thread it started.
-        self._rounds = ThreadPoolExecutor(1, thread_name_prefix="crm-webhooks-round")
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = _current_loop().create_task(self._run())
+    def lease(self) -> list[Job]:
+        return lease_due(self.store, self.owner, utcnow(), limit=self.workers,
+                         lease_seconds=self.policy.lease_seconds)
 
-    def _deliver(self, job: Job) -> None:
+    def work(self, job: Job) -> None:
         outcome = send(job, self.box, self.policy.timeout_seconds)
         status = record_attempt(self.store, job, self.owner, outcome, utcnow(), self.policy)
         log.info("webhook %s (%s) attempt %d to %r: %s%s", job.event_id, job.event_type,
                  job.attempts + 1, job.url, status or "lease lost meanwhile",
                  f" ({outcome.error})" if outcome.error else "")
-
-    def _round(self) -> int:
-        """Lease what is due and deliver it; returns how many were attempted."""
-        jobs = lease_due(self.store, self.owner, utcnow(), limit=self.workers,
-                         lease_seconds=self.policy.lease_seconds)
-        for finished in [self._executor.submit(self._deliver, job) for job in jobs]:
-            finished.result()
-        return len(jobs)
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while not self._stopping.is_set():
-            try:
-                worked = await loop.run_in_executor(self._rounds, self._round)
-            except Exception as exc:  # the store is unreachable: wait, then try again
-                log.warning("webhook deliveries unavailable: %s", exc)
-                worked = 0
-            if not worked:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.poll_seconds)
-
-    async def stop(self) -> None:
-        """Finish the attempts in hand (each bounded by the timeout), then stop."""
-        self._stopping.set()
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
-        self._rounds.shutdown(wait=True)
-        self._executor.shutdown(wait=True)
-
-
-def _current_loop() -> asyncio.AbstractEventLoop:
-    """The running loop; under ``serve`` roles start before Twisted's reactor runs its loop,
-    so then the loop the reactor installed as current."""
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.get_event_loop_policy().get_event_loop()
-
-
-def owner_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def start(config: Config, store: Store) -> object:
