@@ -16,41 +16,26 @@ AUTH), is retried with a doubling delay until the retry window after the mail wa
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select, update
 
+from gateway import outbox_leases
 from gateway.db import Store
 from gateway.models import OutboundAttempt, OutboundMail
 from gateway.outbound import FAILED, PENDING, SENT
 from gateway.outbox_leases import anything_due, claim_due
 
-LEASE_MARGIN_SECONDS = 30  # beyond the SMTP timeout: time to record the outcome
-MAX_RETRY_SECONDS = 3600
-JITTER = 0.25
 _REPLY_LIMIT = 1000
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    first_retry_seconds: float
-    retry_for_seconds: float
-    timeout_seconds: float
-
-    @property
-    def lease_seconds(self) -> float:
-        # One conversation may wait up to the timeout at each of its steps.
-        return self.timeout_seconds * 4 + LEASE_MARGIN_SECONDS
-
-    def delay(self, attempts: int, draw: Callable[[float, float], float] = random.uniform
-              ) -> timedelta:
-        """The wait after the ``attempts``-th deferred attempt: doubling, with jitter."""
-        base = min(self.first_retry_seconds * 2 ** min(attempts - 1, 30), MAX_RETRY_SECONDS)
-        return timedelta(seconds=base * draw(1 - JITTER, 1 + JITTER))
+class RetryPolicy(outbox_leases.RetryPolicy):
+    # One conversation may wait up to the timeout at each of its steps.
+    timeouts_per_attempt: int = 4
+    margin_seconds: float = 30
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,9 @@ UPDATE that re-checks it is still due.
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -21,6 +24,30 @@ from gateway.models import OutboundMail, WebhookDelivery
 # An outbox table: id, status, next_attempt_at, lease_owner, lease_until.
 Row = TypeVar("Row", OutboundMail, WebhookDelivery)
 PENDING = "pending"
+MAX_RETRY_SECONDS = 3600  # the doubling delay stops here
+JITTER = 0.25  # each delay is drawn within ±25 %, so retries of a burst spread out
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When a sender tries again, and how long its lease on a row lasts."""
+
+    first_retry_seconds: float
+    retry_for_seconds: float
+    timeout_seconds: float
+    # One attempt may wait the timeout this many times (an SMTP conversation: at each step).
+    timeouts_per_attempt: int = 1
+    margin_seconds: float = 10  # beyond the timeouts: time to record the outcome
+
+    @property
+    def lease_seconds(self) -> float:
+        return self.timeout_seconds * self.timeouts_per_attempt + self.margin_seconds
+
+    def delay(self, attempts: int, draw: Callable[[float, float], float] = random.uniform
+              ) -> timedelta:
+        """The wait after the ``attempts``-th failed attempt: doubling, with jitter."""
+        base = min(self.first_retry_seconds * 2 ** min(attempts - 1, 30), MAX_RETRY_SECONDS)
+        return timedelta(seconds=base * draw(1 - JITTER, 1 + JITTER))
 
 
 def due(rows: type[Row], now: datetime) -> list[Any]:

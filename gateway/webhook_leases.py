@@ -12,8 +12,6 @@ holder; an attempt itself is always recorded.
 from __future__ import annotations
 
 import json
-import random
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,30 +21,10 @@ from sqlalchemy.orm import Session
 
 from gateway.db import Store
 from gateway.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
-from gateway.outbox_leases import anything_due, claim_due
+from gateway.outbox_leases import RetryPolicy, anything_due, claim_due
 from gateway.webhooks import DELIVERED, FAILED, PENDING
 
-LEASE_MARGIN_SECONDS = 10  # beyond the HTTP timeout: time to record the outcome
-MAX_RETRY_SECONDS = 3600  # the doubling delay stops here
-JITTER = 0.25  # each delay is drawn within ±25 %, so retries of a burst spread out
 _ERROR_LIMIT = 1000
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    first_retry_seconds: float
-    retry_for_seconds: float
-    timeout_seconds: float
-
-    @property
-    def lease_seconds(self) -> float:
-        return self.timeout_seconds + LEASE_MARGIN_SECONDS
-
-    def delay(self, attempts: int, draw: Callable[[float, float], float] = random.uniform
-              ) -> timedelta:
-        """The wait after the ``attempts``-th failed attempt: doubling, with jitter."""
-        base = min(self.first_retry_seconds * 2 ** min(attempts - 1, 30), MAX_RETRY_SECONDS)
-        return timedelta(seconds=base * draw(1 - JITTER, 1 + JITTER))
 
 
 @dataclass(frozen=True)
