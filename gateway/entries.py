@@ -329,12 +329,7 @@ def update_entry(session: Session, entry: DiaryEntry, edit: EntryEdit, *,
             description=KEEP if edit.description is None else (edit.description or None),
             attendees=attendees,
         )
-        try:
-            entry.ical = patch_event(entry.ical, patch, now)
-        except PatchRefused as exc:
-            raise ReadOnly(f"entry {entry.id}: {exc.reason}") from exc
-        apply_event_data(entry, _derive(entry.ical))
-        entry.updated_at = now
+        _patch(entry, patch, now)
     entry.revision += 1
     session.flush()
     publish_entry(session, entry)
@@ -404,17 +399,22 @@ def _update_task(session: Session, entry: DiaryEntry, edit: EntryEdit,
                            attendees=attendees,
                            due=due, completed=completed, priority=priority,
                            percent_complete=percent, status=status)
-        try:
-            entry.ical = patch_event(entry.ical, patch, now)
-        except PatchRefused as exc:
-            raise ReadOnly(f"entry {entry.id}: {exc.reason}") from exc
-        apply_event_data(entry, _derive(entry.ical))
-        entry.updated_at = now
+        _patch(entry, patch, now)
     entry.revision += 1
     session.flush()
     publish_entry(session, entry)
     entry_changed(session, "updated", entry, origin)
     return entry
+
+
+def _patch(entry: DiaryEntry, patch: EventPatch, now: datetime) -> None:
+    """Apply a CRM-side edit to the stored object and its derived columns."""
+    try:
+        entry.ical = patch_event(entry.ical, patch, now)
+    except PatchRefused as exc:
+        raise ReadOnly(f"entry {entry.id}: {exc.reason}") from exc
+    apply_event_data(entry, _derive(entry.ical))
+    entry.updated_at = now
 
 
 def _participants_of(session: Session, tokens: Iterable[str],
