@@ -35,6 +35,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Savepoint journals of a large batch (an IMAP import) would spill to files in TMPDIR
+    # beyond 64 KiB; the gateway's temporary data is bounded by its batches, so memory.
+    cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.close()
 
 
