@@ -9,21 +9,17 @@ SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import requests
 from caldav_peer import Gateway, event, new_rep, start_gateway, stop_gateway
-from peers import TEST_SECRET_KEY
+from peers.role_process import RoleProcess, start_role
 from peers.smarthost import Smarthost, smarthost
 from sqlalchemy import select
 
@@ -66,53 +62,13 @@ def fresh(web: Gateway, relay: Smarthost) -> Gateway:
     return web
 
 
-@dataclass
-class Sender:
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.kill()
+Sender = RoleProcess
 
 
 def start_sender(database_url: str, relay: Smarthost, workdir: Path, **env: str) -> Sender:
     """``crm-gateway serve --only outbound``; started when it returns."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_GATEWAY_")}
-    child_env.update({
-        "CRM_GATEWAY_DATABASE_URL": database_url,
-        "CRM_GATEWAY_PATHS_DATA_DIR": str(workdir / "var"),
-        "CRM_GATEWAY_SECURITY_SECRET_KEY": TEST_SECRET_KEY,
-        "CRM_GATEWAY_OUTBOUND_POLL_SECONDS": "1",
-        **relay.env(FROM), **env,
-    })
-    log_path = workdir / f"sender-{uuid.uuid4().hex[:6]}.log"
-    script = Path(sys.executable).parent / "crm-gateway"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([str(script), "serve", "--only", "outbound"],
-                                   env=child_env, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, cwd=workdir)
-    sender = Sender(process, log_path)
-    deadline = time.monotonic() + 30
-    while "outbound mail sender" not in sender.log():
-        if process.poll() is not None or time.monotonic() > deadline:
-            sender.kill()
-            raise AssertionError(f"the outbound sender did not start:\n{sender.log()}")
-        time.sleep(0.05)
-    return sender
+    return start_role("outbound", database_url, workdir, "outbound mail sender",
+                      {"CRM_GATEWAY_OUTBOUND_POLL_SECONDS": "1", **relay.env(FROM), **env})
 
 
 def put(web: Gateway, username: str, password: str, href: str, body: str) -> int:

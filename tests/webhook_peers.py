@@ -10,9 +10,6 @@ short retry settings, and returns once the role has started.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from caldav_peer import free_port
-from peers import TEST_SECRET_KEY
+from peers.role_process import RoleProcess, start_role
 
 from gateway.db import Store
 
@@ -115,54 +112,13 @@ def receiver(fail_first: int = 0, port: int = 0) -> Iterator[Receiver]:
         running.stop()
 
 
-@dataclass
-class Deliverer:
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def kill(self) -> None:
-        """A crash: SIGKILL, no shutdown code runs."""
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+Deliverer = RoleProcess
 
 
 def start_deliverer(database_url: str, workdir: Path, **env: str) -> Deliverer:
     """``crm-gateway serve --only webhooks`` on ``database_url``; started when it returns."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    child_env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_GATEWAY_")}
-    child_env.update({
-        "CRM_GATEWAY_DATABASE_URL": database_url,
-        "CRM_GATEWAY_PATHS_DATA_DIR": str(workdir / "var"),
-        "CRM_GATEWAY_SECURITY_SECRET_KEY": TEST_SECRET_KEY,
-        **FAST_RETRIES, **env,
-    })
-    log_path = workdir / f"deliverer-{len(list(workdir.glob('deliverer-*')))}.log"
-    script = Path(sys.executable).parent / "crm-gateway"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([str(script), "serve", "--only", "webhooks"],
-                                   env=child_env, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, cwd=workdir)
-    deliverer = Deliverer(process, log_path)
-    deadline = time.monotonic() + 30
-    while "webhook deliverer" not in deliverer.log() or "started" not in deliverer.log():
-        if process.poll() is not None or time.monotonic() > deadline:
-            deliverer.kill()
-            raise AssertionError(f"the webhook deliverer did not start:\n{deliverer.log()}")
-        time.sleep(0.05)
-    return deliverer
+    return start_role("webhooks", database_url, workdir, "webhook deliverer",
+                      {**FAST_RETRIES, **env})
 
 
 @contextmanager
